@@ -1,0 +1,22 @@
+# s2l: Skill-to-LoRA as an incremental Snakemake build. See README.md.
+#   snakemake --cores 2                                   everything + build/benchmark.{json,md,png}
+#   snakemake --cores 1 build/adapters/conventional-commits    one skill's chain up to its adapter
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/model.smk"
+include: "rules/skill.smk"
+include: "rules/synthetic.smk"
+include: "rules/dataset.smk"
+include: "rules/train.smk"
+include: "rules/eval.smk"
+include: "rules/benchmark.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand("build/adapters/{skill}", skill=SKILLS),
+        BENCHMARK,

@@ -1,0 +1,16 @@
+rule dataset:
+    """Schema-checked, filtered training and held-out records, without the skill text."""
+    input:
+        spec=spec("dataset"),
+        skill="build/skills/{skill}.json",
+        synthetic="build/synthetic/{skill}.jsonl",
+        model="build/models/base",
+    output:
+        records="build/datasets/{skill}.jsonl",
+        report="build/datasets/{skill}.report.json",
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "{S2L} dataset --spec {input.spec} --skill {input.skill} --synthetic {input.synthetic}"
+        " --model {input.model} --out {output.records} --report {output.report}"

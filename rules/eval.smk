@@ -1,0 +1,17 @@
+rule evaluate:
+    """No skill vs skill in context vs adapter, on the held-out split and evals.json."""
+    input:
+        spec=spec("eval"),
+        skill="build/skills/{skill}.json",
+        dataset="build/datasets/{skill}.jsonl",
+        model="build/models/base",
+        adapter="build/adapters/{skill}",
+    output:
+        "build/eval/{skill}.json",
+    threads: MODEL_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "{S2L} evaluate --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
+        " --model {input.model} --adapter {input.adapter} --out {output} --threads {threads}"

@@ -1,0 +1,12 @@
+rule prepare_model:
+    """The configured base model as a safetensors folder (GGUF is de-quantized once here)."""
+    input:
+        spec=SPECS / "model.json",
+    output:
+        directory("build/models/base"),
+    threads: MODEL_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "{S2L} prepare-model --spec {input.spec} --out {output} --threads {threads}"

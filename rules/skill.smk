@@ -1,0 +1,11 @@
+rule parse_skill:
+    """Parse and validate SKILL.md + evals.json; spec deviations are warnings unless strict."""
+    input:
+        spec=spec("skill"),
+    output:
+        "build/skills/{skill}.json",
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{S2L} parse-skill --spec {input.spec} --out {output}"

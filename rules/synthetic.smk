@@ -1,0 +1,15 @@
+rule synthesize:
+    """Generator requests + teacher answers (full SKILL.md in the teacher's system prompt)."""
+    input:
+        spec=spec("synthetic"),
+        skill="build/skills/{skill}.json",
+        model="build/models/base",
+    output:
+        "build/synthetic/{skill}.jsonl",
+    threads: MODEL_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "{S2L} synthesize --spec {input.spec} --skill {input.skill} --model {input.model}"
+        " --out {output} --threads {threads}"

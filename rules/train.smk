@@ -1,0 +1,16 @@
+rule train:
+    """Rank-16 LoRA adapter (4-bit QLoRA on CUDA, fp32 LoRA on CPU) as a standard PEFT folder."""
+    input:
+        spec=spec("adapter"),
+        skill="build/skills/{skill}.json",
+        dataset="build/datasets/{skill}.jsonl",
+        model="build/models/base",
+    output:
+        directory("build/adapters/{skill}"),
+    threads: MODEL_THREADS
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    shell:
+        "{S2L} train --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
+        " --model {input.model} --out {output} --threads {threads}"

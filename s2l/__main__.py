@@ -1,0 +1,3 @@
+from s2l.cli import main
+
+raise SystemExit(main())

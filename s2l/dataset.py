@@ -1,0 +1,121 @@
+"""Dataset checks: validate synthetic records, filter them with a count per reason, and write
+training records that keep the request and the teacher's answer but drop the skill text."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from s2l.chat import supervised_ids
+from s2l.schemas import SchemaError, validate
+from s2l.skill import Skill
+from s2l.synthetic import normalize
+
+SYNTHETIC_SCHEMA = "synthetic_record.schema.json"
+DATASET_SCHEMA = "dataset_record.schema.json"
+SPLITS = ("train", "eval")
+
+
+class DatasetError(ValueError):
+    """Too few usable records to train or evaluate on."""
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    max_seq_len: int = 512
+    min_train_records: int = 16
+    min_eval_records: int = 4
+    copy_ngram_words: int = 12
+
+
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = text.lower().split()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def rejection_reason(
+    record: dict[str, Any],
+    seen_requests: set[str],
+    skill_ngrams: set[tuple[str, ...]],
+    settings: DatasetSettings,
+    token_count: Callable[[dict[str, Any]], int],
+) -> str | None:
+    """Why a synthetic record cannot become training data, or None when it can."""
+    try:
+        validate(record, SYNTHETIC_SCHEMA)
+    except SchemaError:
+        return "invalid_record"
+    if not record["answer"].strip():
+        return "empty_answer"
+    if record["finish_reason"] != "stop":
+        return "truncated_answer"
+    request_key = normalize(record["request"])
+    if request_key in seen_requests:
+        return "duplicate_request"
+    seen_requests.add(request_key)
+    if token_count(record) > settings.max_seq_len:
+        return "longer_than_max_seq_len"
+    if word_ngrams(record["answer"], settings.copy_ngram_words) & skill_ngrams:
+        return "copies_skill_text"
+    return None
+
+
+def training_record(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": record["id"],
+        "split": record["split"],
+        "messages": [
+            {"role": "user", "content": record["request"]},
+            {"role": "assistant", "content": record["answer"]},
+        ],
+        "skill": record["skill"],
+        "source": {key: record[key] for key in ("generator", "teacher", "seed")},
+    }
+
+
+def build_dataset(
+    records: Iterable[dict[str, Any]], skill: Skill, tokenizer, settings: DatasetSettings
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Return (training records, report). Raises DatasetError when too few survive."""
+
+    def token_count(record: dict[str, Any]) -> int:
+        # The student sees no skill text, so the length that matters is request + answer alone.
+        ids, _ = supervised_ids(tokenizer, [{"role": "user", "content": record["request"]}], record["answer"])
+        return len(ids)
+
+    skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
+    seen: set[str] = set()
+    kept: list[dict[str, Any]] = []
+    dropped: Counter[str] = Counter()
+    total = 0
+    for record in records:
+        total += 1
+        reason = rejection_reason(record, seen, skill_ngrams, settings, token_count)
+        if reason:
+            dropped[reason] += 1
+            continue
+        output = training_record(record)
+        validate(output, DATASET_SCHEMA)
+        kept.append(output)
+
+    counts = {split: sum(r["split"] == split for r in kept) for split in SPLITS}
+    report = {
+        "skill": {"key": skill.key, "name": skill.name, "sha256": skill.sha256},
+        "input_records": total,
+        "kept": counts,
+        "dropped": dict(sorted(dropped.items())),
+        "warnings": skill.warnings,
+        "settings": settings.__dict__,
+    }
+    minimum = {"train": settings.min_train_records, "eval": settings.min_eval_records}
+    short = [f"{counts[s]} {s} (need {minimum[s]})" for s in SPLITS if counts[s] < minimum[s]]
+    if short:
+        reasons = ", ".join(f"{reason}={n}" for reason, n in report["dropped"].items()) or "none"
+        raise DatasetError(
+            f"too few valid records for skill {skill.key!r}: {', '.join(short)} of {total} "
+            f"synthetic records; dropped: {reasons}. Generate more examples (generation.*_examples), "
+            f"raise generation.teacher.max_new_tokens, or lower dataset.min_*_records."
+        )
+    return kept, report

@@ -1,0 +1,145 @@
+"""Generation backends. ``local``: batched in-process generation with the prepared model."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from tqdm import tqdm
+from transformers import DynamicCache
+
+from s2l.chat import Message, prompt_ids
+
+# A shared prompt prefix shorter than this is not worth a separate cached forward pass.
+MIN_CACHED_PREFIX = 16
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings; temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str  # "stop": ended its turn; "length": cut at max_new_tokens
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Backend(Protocol):
+    model_id: str
+
+    def complete(
+        self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = ""
+    ) -> list[Completion]: ...
+
+
+def common_prefix_length(sequences: list[list[int]]) -> int:
+    """Length of the longest prefix all sequences share, leaving each at least one token."""
+    limit = min(len(s) for s in sequences) - 1
+    length = 0
+    while length < limit and all(s[length] == sequences[0][length] for s in sequences):
+        length += 1
+    return length
+
+
+class PrefixCache:
+    """Key/value cache of a prompt prefix shared by a batch (the skill text, the system prompt).
+
+    On a 2-core CPU the prefill of a ~550-token SKILL.md dominates generation; computing it once
+    and copying it into every row makes skill-in-context generation and scoring several times faster.
+    """
+
+    def __init__(self, model, sequences: list[list[int]]) -> None:
+        self.length = common_prefix_length(sequences)
+        self._cache: DynamicCache | None = None
+        if self.length >= MIN_CACHED_PREFIX:
+            self._cache = DynamicCache()
+            with torch.inference_mode():
+                model(input_ids=torch.tensor([sequences[0][: self.length]]), cache=self._cache)
+        else:
+            self.length = 0
+
+    def for_batch(self, rows: int) -> DynamicCache | None:
+        if self._cache is None:
+            return None
+        cache = copy.deepcopy(self._cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
+def pad_after_prefix(sequences: list[list[int]], prefix: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad each row between the shared prefix and its own suffix, so rows end together.
+
+    Position ids follow the attention mask, so the gap of padding shifts no position.
+    """
+    width = max(len(s) for s in sequences)
+    ids, mask = [], []
+    for s in sequences:
+        gap = width - len(s)
+        ids.append(s[:prefix] + [pad] * gap + s[prefix:])
+        mask.append([1] * prefix + [0] * gap + [1] * (len(s) - prefix))
+    return torch.tensor(ids), torch.tensor(mask)
+
+
+class LocalBackend:
+    """Batched generation with a transformers model held in this process."""
+
+    def __init__(self, model, tokenizer, model_id: str, batch_size: int = 16) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def complete(
+        self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = ""
+    ) -> list[Completion]:
+        encoded = [prompt_ids(self.tokenizer, messages) for messages in conversations]
+        prefix = PrefixCache(self.model, encoded)
+        # Batch prompts of similar length together so little compute goes to padding.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        results: list[Completion | None] = [None] * len(encoded)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for number, batch in enumerate(tqdm(batches, desc=desc or "generate", unit="batch")):
+            torch.manual_seed(seed + number)
+            for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling)):
+                results[index] = completion
+        return results  # type: ignore[return-value]
+
+    def _generate(self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling) -> list[Completion]:
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad)
+        sample = sampling.temperature > 0
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            cache=prefix.for_batch(len(prompts)),
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sample,
+            temperature=sampling.temperature if sample else None,
+            top_p=sampling.top_p if sample else None,
+            top_k=None,
+            pad_token_id=pad,
+            eos_token_id=eos,
+        )
+        completions = []
+        for prompt, row in zip(prompts, output[:, input_ids.shape[1] :].tolist()):
+            stopped = eos in row
+            tokens = row[: row.index(eos)] if stopped else row
+            completions.append(
+                Completion(
+                    text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                    finish_reason="stop" if stopped else "length",
+                    prompt_tokens=len(prompt),
+                    completion_tokens=len(tokens) + int(stopped),
+                )
+            )
+        return completions

