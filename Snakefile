@@ -1,8 +1,11 @@
+import os
+
 # s2l: Skill-to-LoRA as an incremental Snakemake build. See README.md.
 #   snakemake --cores 2                                   everything + build/benchmark.{json,md,png}
 #   snakemake --cores 1 build/adapters/conventional-commits    one skill's chain up to its adapter
 
-configfile: "config.yaml"
+# The defaults live beside this Snakefile, so `-d <workdir>` runs elsewhere still find them.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"

@@ -4,6 +4,8 @@ rule benchmark:
         expand("build/eval/{skill}.json", skill=SKILLS),
     output:
         BENCHMARK,
+    benchmark:
+        "build/benchmarks/benchmark.tsv"
     resources:
         mem_mb=1000,
         runtime=5,

@@ -8,6 +8,8 @@ rule dataset:
     output:
         records="build/datasets/{skill}.jsonl",
         report="build/datasets/{skill}.report.json",
+    benchmark:
+        "build/benchmarks/dataset/{skill}.tsv"
     resources:
         mem_mb=1000,
         runtime=5,

@@ -9,6 +9,8 @@ rule evaluate:
     output:
         "build/eval/{skill}.json",
     threads: MODEL_THREADS
+    benchmark:
+        "build/benchmarks/evaluate/{skill}.tsv"
     resources:
         mem_mb=4000,
         runtime=60,

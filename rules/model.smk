@@ -5,6 +5,8 @@ rule prepare_model:
     output:
         directory("build/models/base"),
     threads: MODEL_THREADS
+    benchmark:
+        "build/benchmarks/prepare_model.tsv"
     resources:
         mem_mb=4000,
         runtime=20,

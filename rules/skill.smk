@@ -4,6 +4,8 @@ rule parse_skill:
         spec=spec("skill"),
     output:
         "build/skills/{skill}.json",
+    benchmark:
+        "build/benchmarks/parse_skill/{skill}.tsv"
     resources:
         mem_mb=500,
         runtime=5,

@@ -7,6 +7,8 @@ rule synthesize:
     output:
         "build/synthetic/{skill}.jsonl",
     threads: MODEL_THREADS
+    benchmark:
+        "build/benchmarks/synthesize/{skill}.tsv"
     resources:
         mem_mb=4000,
         runtime=60,

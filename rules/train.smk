@@ -8,6 +8,8 @@ rule train:
     output:
         directory("build/adapters/{skill}"),
     threads: MODEL_THREADS
+    benchmark:
+        "build/benchmarks/train/{skill}.tsv"
     resources:
         mem_mb=6000,
         runtime=120,

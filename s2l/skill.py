@@ -90,9 +90,9 @@ def skill_sha256(folder: Path) -> str:
 
 def split_frontmatter(text: str, path: Path) -> tuple[str, str]:
     """Split SKILL.md text into (frontmatter YAML, body)."""
-    if not text.startswith("---"):
-        raise SkillError(path, "frontmatter", "missing: the file must start with a '---' line")
     fences = list(_FRONTMATTER_FENCE.finditer(text))
+    if not fences or fences[0].start() != 0:
+        raise SkillError(path, "frontmatter", "missing: the file must start with a '---' line")
     if len(fences) < 2:
         raise SkillError(path, "frontmatter", "not terminated: no closing '---' line")
     return text[fences[0].end() : fences[1].start()], text[fences[1].end() :].strip()
@@ -106,6 +106,9 @@ def parse_frontmatter(yaml_text: str, path: Path) -> dict[str, Any]:
         raise SkillError(path, "frontmatter", f"unparseable YAML: {detail}") from error
     if not isinstance(data, dict):
         raise SkillError(path, "frontmatter", f"must be a YAML mapping, got {type(data).__name__}")
+    odd_keys = [key for key in data if not isinstance(key, str)]
+    if odd_keys:
+        raise SkillError(path, "frontmatter", f"field names must be strings, got {odd_keys!r}")
     return data
 
 
@@ -150,7 +153,8 @@ def load_skill(folder: Path, strict: bool = False) -> Skill:
     if not path.is_file():
         raise SkillError(path, "file", "not found")
     try:
-        text = path.read_bytes().decode("utf-8")
+        # Windows line endings must not hide the frontmatter fences.
+        text = path.read_bytes().decode("utf-8").replace("\r\n", "\n")
     except UnicodeDecodeError as error:
         raise SkillError(path, "encoding", f"not UTF-8: {error}") from error
 

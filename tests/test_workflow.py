@@ -1,0 +1,182 @@
+"""End to end: the real Snakemake workflow, the real embedded model, a small config.
+
+One work directory is built once (module fixture) and the tests below inspect it in file order;
+the last test edits a skill, so it must stay last.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from s2l.schemas import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = ("conventional-commits", "keep-a-changelog")
+DEVIANT = "deviant-docstrings"  # spec deviations only: builds with warnings, fails under strict
+MALFORMED = {
+    "no-frontmatter": ("# A skill\n\nNo frontmatter at all.\n", "no-frontmatter/SKILL.md: frontmatter: missing"),
+    "no-description": ("---\nname: no-description\n---\nBody.\n", "no-description/SKILL.md: description: missing"),
+    "bad-yaml": ("---\nname: bad-yaml\ndescription: [unclosed\n---\nBody.\n",
+                 "bad-yaml/SKILL.md: frontmatter: unparseable YAML"),
+}
+STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the real workflow in ``workdir`` with the quick config; targets/flags go in ``args``."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+               "--cores", "2", *args, "--configfile", str(ROOT / "tests" / "quick.yaml"), str(workdir / "test.yaml")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+def scheduled_jobs(dry_run_output: str) -> set[tuple[str, str | None]]:
+    """(rule, skill) for every job a dry run lists."""
+    jobs = set()
+    for block in re.split(r"^(?=(?:local)?rule \w+:$)", dry_run_output, flags=re.MULTILINE):
+        rule = re.match(r"(?:local)?rule (\w+):$", block, flags=re.MULTILINE)
+        if rule:
+            skill = re.search(r"^\s+wildcards: skill=([\w-]+)", block, flags=re.MULTILINE)
+            jobs.add((rule.group(1), skill.group(1) if skill else None))
+    return jobs
+
+
+def write_deviant_skill(skills: Path) -> None:
+    shutil.copytree(ROOT / "skills" / "google-docstrings", skills / DEVIANT)
+    path = skills / DEVIANT / "SKILL.md"
+    text = path.read_text().replace("name: google-docstrings", "name: Google Docstrings\nversion: 1.2\nauthor: someone")
+    path.write_text(text)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("workflow")
+    skills = root / "skills"
+    for key in GOOD:
+        shutil.copytree(ROOT / "skills" / key, skills / key)
+    write_deviant_skill(skills)
+    for key, (text, _) in MALFORMED.items():
+        (skills / key).mkdir(parents=True)
+        (skills / key / "SKILL.md").write_text(text)
+    # The session's prepared model serves as a local model folder source (the GGUF path is tested too).
+    overrides = {"skills_dir": str(skills), "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"}}
+    (root / "test.yaml").write_text(yaml.safe_dump(overrides))
+    return root
+
+
+@pytest.fixture(scope="module")
+def first_build(workdir: Path) -> subprocess.CompletedProcess:
+    return snakemake(workdir, "--keep-going")
+
+
+def test_malformed_skills_fail_naming_file_and_field(first_build: subprocess.CompletedProcess) -> None:
+    assert first_build.returncode != 0
+    output = first_build.stdout + first_build.stderr
+    for _, expected in MALFORMED.values():
+        assert expected in output
+
+
+def test_other_skills_still_build_every_artefact(workdir: Path, first_build: subprocess.CompletedProcess) -> None:
+    build = workdir / "build"
+    for key in (*GOOD, DEVIANT):
+        for record in map(json.loads, (build / "synthetic" / f"{key}.jsonl").read_text().splitlines()):
+            validate(record, "synthetic_record.schema.json")
+            assert record["skill"]["key"] == key and len(record["skill"]["sha256"]) == 64
+        for record in map(json.loads, (build / "datasets" / f"{key}.jsonl").read_text().splitlines()):
+            validate(record, "dataset_record.schema.json")
+        report = json.loads((build / "datasets" / f"{key}.report.json").read_text())
+        assert report["kept"]["train"] >= 1
+        adapter = build / "adapters" / key
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        assert (config["r"], config["lora_alpha"], config["peft_type"]) == (16, 32, "LORA")
+        assert (adapter / "adapter_model.safetensors").stat().st_size > 0
+        card = (adapter / "README.md").read_text()
+        assert report["skill"]["sha256"] in card and "trainable parameters" in card
+        evaluation = json.loads((build / "eval" / f"{key}.json").read_text())
+        validate(evaluation, "eval_report.schema.json")
+        assert evaluation["token_saving"]["prompt_tokens_per_request"] > 100
+    for key in MALFORMED:
+        assert not (build / "adapters" / key).exists()
+
+
+def test_spec_deviations_are_warnings_in_log_and_report(workdir: Path, first_build: subprocess.CompletedProcess) -> None:
+    output = first_build.stdout + first_build.stderr
+    assert f"warning: skill {DEVIANT}:" in output and "author, version" in output
+    report = json.loads((workdir / "build" / "datasets" / f"{DEVIANT}.report.json").read_text())
+    assert any("Directory name" in warning for warning in report["warnings"])
+    assert any("Unexpected fields" in warning for warning in report["warnings"])
+
+
+def test_benchmark_aggregates_once_malformed_skills_are_gone(workdir: Path, first_build) -> None:
+    for key in MALFORMED:
+        shutil.rmtree(workdir / "skills" / key)
+    assert scheduled_jobs(snakemake(workdir, "-n").stdout) == {("benchmark", None)}
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((workdir / "build" / "benchmark.json").read_text())
+    validate(summary, "benchmark.schema.json")
+    assert [row["skill"] for row in summary["rows"]] == sorted((*GOOD, DEVIANT))
+    assert "| conventional-commits |" in (workdir / "build" / "benchmark.md").read_text()
+    assert (workdir / "build" / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_adapter_loads_with_peft_and_generates(workdir: Path, base_model_dir: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(base_model_dir)
+    model = PeftModel.from_pretrained(base, workdir / "build" / "adapters" / GOOD[0])
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
+    inputs = tokenizer("Write a commit message:", return_tensors="pt")
+    with torch.inference_mode():
+        output = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert output.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_dag_renders_with_graphviz(workdir: Path) -> None:
+    dot = shutil.which("dot")
+    assert dot, "graphviz is needed for DAG renders: apt-get install graphviz (make setup does it)"
+    dag = snakemake(workdir, "--dag")
+    assert dag.returncode == 0 and dag.stdout.lstrip().startswith("digraph")
+    svg = subprocess.run([dot, "-Tsvg"], input=dag.stdout, capture_output=True, text=True, check=True)
+    assert "<svg" in svg.stdout and "train" in svg.stdout
+
+
+def test_touch_without_change_schedules_nothing(workdir: Path) -> None:
+    for skill_md in (workdir / "skills").glob("*/SKILL.md"):
+        skill_md.touch()
+    for evals in (workdir / "skills").glob("*/evals/evals.json"):
+        evals.touch()
+    dry_run = snakemake(workdir, "-n")
+    assert dry_run.returncode == 0
+    assert scheduled_jobs(dry_run.stdout) == set()
+    assert "Nothing to be done" in dry_run.stdout + dry_run.stderr
+
+
+def test_strict_mode_refuses_spec_deviations(workdir: Path, tmp_path: Path) -> None:
+    # A separate work directory: strict is part of every skill's spec, so flipping it here would
+    # rebuild the shared one.
+    (tmp_path / "skills").mkdir()
+    write_deviant_skill(tmp_path / "skills")
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"skills_dir": str(tmp_path / "skills"), "strict": True}))
+    result = snakemake(tmp_path, f"build/skills/{DEVIANT}.json")
+    assert result.returncode != 0
+    assert f"{DEVIANT}/SKILL.md: spec: strict mode refuses deviations" in result.stdout + result.stderr
+
+
+def test_editing_one_skill_schedules_only_its_chain_and_the_aggregate(workdir: Path) -> None:
+    skill_md = workdir / "skills" / GOOD[0] / "SKILL.md"
+    skill_md.write_text(skill_md.read_text() + "\nPrefer the narrowest scope that fits.\n")
+    dry_run = snakemake(workdir, "-n")
+    assert dry_run.returncode == 0
+    assert scheduled_jobs(dry_run.stdout) == {(stage, GOOD[0]) for stage in STAGES} | {("benchmark", None)}
