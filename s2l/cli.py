@@ -102,6 +102,7 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
         train_examples=generation["train_examples"],
         eval_examples=generation["eval_examples"],
         seed=seed,
+        teacher_attempts=generation["teacher_attempts"],
     )
     count = write_jsonl(args.out, records)
     print(f"{skill.key}: wrote {count} synthetic records to {args.out}")

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from s2l.chat import Message, conversation
-from s2l.generation import Backend, Sampling
+from s2l.generation import Backend, Completion, Sampling
 from s2l.skill import Skill
 
 GENERATOR_SYSTEM = (
@@ -96,6 +96,29 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
     return requests[:count]
 
 
+def answer_requests(
+    skill: Skill, requests: list[str], backend: Backend, role: Role, max_attempts: int, seed: int
+) -> tuple[list[Completion], list[int]]:
+    """Teacher answers with the full SKILL.md as system prompt; an answer cut off at
+    max_new_tokens is asked again (new seed), up to ``max_attempts`` times in all."""
+    answers: list[Completion | None] = [None] * len(requests)
+    attempts = [0] * len(requests)
+    pending = list(range(len(requests)))
+    for attempt in range(max_attempts):
+        if not pending:
+            break
+        completions = backend.complete(
+            [conversation(requests[i], system=skill.text) for i in pending],
+            role.sampling,
+            seed + 7919 * attempt,
+            desc=f"{skill.key}: answers" + (f" (attempt {attempt + 1})" if attempt else ""),
+        )
+        for index, completion in zip(pending, completions):
+            answers[index], attempts[index] = completion, attempt + 1
+        pending = [i for i in pending if answers[i].finish_reason == "length"]
+    return answers, attempts  # type: ignore[return-value]
+
+
 def synthesize(
     skill: Skill,
     generator: tuple[Backend, Role],
@@ -103,20 +126,16 @@ def synthesize(
     train_examples: int,
     eval_examples: int,
     seed: int,
+    teacher_attempts: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per request: train split first, then the disjoint eval split."""
     generator_backend, generator_role = generator
     teacher_backend, teacher_role = teacher
     requests = generate_requests(skill, generator_backend, generator_role, train_examples + eval_examples, seed)
-    answers = teacher_backend.complete(
-        [conversation(request, system=skill.text) for request in requests],
-        teacher_role.sampling,
-        seed,
-        desc=f"{skill.key}: answers",
-    )
+    answers, attempts = answer_requests(skill, requests, teacher_backend, teacher_role, teacher_attempts, seed)
     # If the generator fell short, both splits shrink in proportion.
     train_count = min(train_examples, round(len(requests) * train_examples / (train_examples + eval_examples)))
-    for index, (request, answer) in enumerate(zip(requests, answers)):
+    for index, (request, answer, attempt_count) in enumerate(zip(requests, answers, attempts)):
         split = "train" if index < train_count else "eval"
         yield {
             "id": f"{skill.key}-{index:04d}",
@@ -124,6 +143,7 @@ def synthesize(
             "request": request,
             "answer": answer.text,
             "finish_reason": answer.finish_reason,
+            "attempts": attempt_count,
             "skill": {"key": skill.key, "name": skill.name, "sha256": skill.sha256},
             "generator": asdict(generator_role),
             "teacher": asdict(teacher_role),
