@@ -1,13 +1,16 @@
 rule benchmark:
     """One row per skill, the three conditions side by side, win counts and token savings."""
     input:
-        expand("build/eval/{skill}.json", skill=SKILLS),
+        spec=str(spec_path("benchmark")),
+        reports=expand("build/eval/{skill}.json", skill=SKILLS),
     output:
         BENCHMARK,
+        manifest=str(manifest_path("benchmark")),
     benchmark:
         "build/benchmarks/benchmark.tsv"
     resources:
         mem_mb=1000,
         runtime=5,
     shell:
-        "{S2L} benchmark --out-prefix build/benchmark {input}"
+        "{S2L} benchmark --spec {input.spec} --out-prefix build/benchmark --manifest {output.manifest}"
+        " --cache-dir {CACHE_DIR} {input.reports}"

@@ -8,6 +8,7 @@ rule dataset:
     output:
         records="build/datasets/{skill}.jsonl",
         report="build/datasets/{skill}.report.json",
+        manifest=manifest("dataset"),
     benchmark:
         "build/benchmarks/dataset/{skill}.tsv"
     resources:
@@ -16,3 +17,4 @@ rule dataset:
     shell:
         "{S2L} dataset --spec {input.spec} --skill {input.skill} --synthetic {input.synthetic}"
         " --model {input.model} --out {output.records} --report {output.report}"
+        " --manifest {output.manifest} --cache-dir {CACHE_DIR}"

@@ -7,7 +7,8 @@ rule evaluate:
         model="build/models/base",
         adapter="build/adapters/{skill}",
     output:
-        "build/eval/{skill}.json",
+        report="build/eval/{skill}.json",
+        manifest=manifest("eval"),
     threads: MODEL_THREADS
     benchmark:
         "build/benchmarks/evaluate/{skill}.tsv"
@@ -16,4 +17,5 @@ rule evaluate:
         runtime=60,
     shell:
         "{S2L} evaluate --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
-        " --model {input.model} --adapter {input.adapter} --out {output} --threads {threads}"
+        " --model {input.model} --adapter {input.adapter} --out {output.report} --manifest {output.manifest}"
+        " --cache-dir {CACHE_DIR} --threads {threads}"

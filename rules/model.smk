@@ -1,7 +1,7 @@
 rule prepare_model:
     """The configured base model as a safetensors folder (GGUF is de-quantized once here)."""
     input:
-        spec=SPECS / "model.json",
+        spec=str(spec_path("model")),
     output:
         directory("build/models/base"),
     threads: MODEL_THREADS

@@ -5,7 +5,8 @@ rule synthesize:
         skill="build/skills/{skill}.json",
         model="build/models/base",
     output:
-        "build/synthetic/{skill}.jsonl",
+        records="build/synthetic/{skill}.jsonl",
+        manifest=manifest("synthetic"),
     threads: MODEL_THREADS
     benchmark:
         "build/benchmarks/synthesize/{skill}.tsv"
@@ -14,4 +15,4 @@ rule synthesize:
         runtime=60,
     shell:
         "{S2L} synthesize --spec {input.spec} --skill {input.skill} --model {input.model}"
-        " --out {output} --threads {threads}"
+        " --out {output.records} --manifest {output.manifest} --cache-dir {CACHE_DIR} --threads {threads}"

@@ -6,7 +6,8 @@ rule train:
         dataset="build/datasets/{skill}.jsonl",
         model="build/models/base",
     output:
-        directory("build/adapters/{skill}"),
+        adapter=directory("build/adapters/{skill}"),
+        manifest=manifest("adapter"),
     threads: MODEL_THREADS
     benchmark:
         "build/benchmarks/train/{skill}.tsv"
@@ -15,4 +16,5 @@ rule train:
         runtime=120,
     shell:
         "{S2L} train --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
-        " --model {input.model} --out {output} --threads {threads}"
+        " --model {input.model} --out {output.adapter} --manifest {output.manifest} --cache-dir {CACHE_DIR}"
+        " --threads {threads}"

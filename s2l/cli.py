@@ -49,6 +49,36 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def run_stage(args: argparse.Namespace, outputs: dict[str, Path], build: Callable[[dict[str, Any]], None]) -> None:
+    """Restore the outputs from the store when their content key is there; else build and store them.
+
+    Either way a manifest (``--manifest``) records the key, the spec it was computed from and a
+    sha256 per output.
+    """
+    from s2l.store import Store, output_sha256
+
+    spec = read_spec(args.spec)
+    stage, key = spec["stage"], spec["key"]
+    store = Store(args.cache_dir) if args.cache_dir else None
+    restored = store is not None and store.has(stage, key)
+    if restored:
+        store.restore(stage, key, outputs)
+        print(f"{stage}: restored from the store, key {key[:12]}")
+    else:
+        build(spec)
+    manifest = {
+        "stage": stage,
+        "key": key,
+        "spec": spec,
+        "outputs": {role: {"path": str(path), "sha256": output_sha256(path)} for role, path in outputs.items()},
+        "restored_from_store": restored,
+        "software": software_versions(),
+    }
+    if store is not None and not restored:
+        store.save(stage, key, outputs, manifest)
+    write_json(args.manifest, manifest)
+
+
 def base_model_provenance(model_dir: Path) -> dict[str, Any]:
     from s2l.model import read_manifest
 
@@ -71,7 +101,7 @@ def report_warnings(skill_key: str, warnings: list[str]) -> None:
 
 def cmd_parse_skill(args: argparse.Namespace) -> None:
     spec = read_spec(args.spec)
-    skill = load_skill(Path(spec["skill"]["dir"]), strict=spec["config"]["strict"])
+    skill = load_skill(Path(spec["inputs"]["dir"]), strict=spec["config"]["strict"])
     report_warnings(skill.key, skill.warnings)
     write_json(args.out, skill.to_json())
 
@@ -84,12 +114,16 @@ def cmd_check_skill(args: argparse.Namespace) -> None:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
+    run_stage(args, {"records.jsonl": args.out}, lambda spec: build_synthetic(args, spec))
+
+
+def build_synthetic(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     from s2l.generation import LocalBackend
     from s2l.model import load_model, load_tokenizer
     from s2l.synthetic import Role, synthesize
 
     set_threads(args.threads)
-    settings = read_spec(args.spec)["config"]
+    settings = spec["config"]
     generation, seed = settings["generation"], settings["seed"]
     skill = read_parsed_skill(args.skill)
     model_id = base_model_provenance(args.model)["model_id"]
@@ -109,10 +143,15 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
+    outputs = {"records.jsonl": args.out, "report.json": args.report}
+    run_stage(args, outputs, lambda spec: build_dataset_files(args, spec))
+
+
+def build_dataset_files(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     from s2l.dataset import build_dataset
     from s2l.model import load_tokenizer
 
-    settings = DatasetSettings(**read_spec(args.spec)["config"]["dataset"])
+    settings = DatasetSettings(**spec["config"]["dataset"])
     skill = read_parsed_skill(args.skill)
     records, report = build_dataset(read_jsonl(args.synthetic), skill, load_tokenizer(args.model), settings)
     write_jsonl(args.out, records)
@@ -121,10 +160,13 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    run_stage(args, {"adapter": args.out}, lambda spec: build_adapter(args, spec))
+
+
+def build_adapter(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     from s2l.train import LoraSettings, TrainingSettings, train_adapter, write_model_card
 
     set_threads(args.threads)
-    spec = read_spec(args.spec)
     lora = LoraSettings(**spec["config"]["lora"])
     training = TrainingSettings(**spec["config"]["training"])
     skill = read_parsed_skill(args.skill)
@@ -133,7 +175,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "skill": {"key": skill.key, "name": skill.name, "sha256": skill.sha256},
         "base_model": base_model_provenance(args.model),
         "seed": spec["config"]["seed"],
-        "stage": {"name": spec["stage"], "version": spec["version"]},
+        "stage": {"name": spec["stage"], "version": spec["version"], "content_key": spec["key"]},
         "software": software_versions(),
     }
     write_model_card(args.out, provenance, lora, training, result)
@@ -141,12 +183,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    run_stage(args, {"report.json": args.out}, lambda spec: build_eval_report(args, spec))
+
+
+def build_eval_report(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     from s2l.evaluate import EvalSettings, evaluate
     from s2l.model import load_model, load_tokenizer
     from s2l.schemas import validate
 
     set_threads(args.threads)
-    spec = read_spec(args.spec)
     settings = EvalSettings(**spec["config"]["eval"])
     seed = spec["config"]["seed"]
     skill = read_parsed_skill(args.skill)
@@ -157,6 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "base_model": base_model_provenance(args.model),
         "adapter": str(args.adapter),
         "seed": seed,
+        "content_key": spec["key"],
         "settings": spec["config"]["eval"],
         "software": software_versions(),
         **results,
@@ -168,6 +214,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
+    outputs = {f"benchmark{suffix}": args.out_prefix.with_suffix(suffix) for suffix in (".json", ".md", ".png")}
+    run_stage(args, outputs, lambda spec: build_benchmark(args))
+
+
+def build_benchmark(args: argparse.Namespace) -> None:
     from s2l.report import markdown, plot, summarize
     from s2l.schemas import validate
 
@@ -177,6 +228,28 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     args.out_prefix.with_suffix(".md").write_text(markdown(summary), encoding="utf-8")
     plot(summary, args.out_prefix.with_suffix(".png"))
     print(markdown(summary))
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from s2l.plan import build_plan, load_config
+    from s2l.status import status_table
+    from s2l.store import Store
+
+    config = load_config(args.configfile)
+    plan = build_plan(config, args.directory)
+    rows = status_table(plan, args.directory, Store(args.directory / config["cache_dir"]))
+    width = max(len(skill) for skill, *_ in rows)
+    for skill, stage, state, why in rows:
+        print(f"{skill:<{width}}  {stage:<9}  {state:<10}  {why}".rstrip())
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> None:
+    from s2l.plan import load_config
+    from s2l.store import Store
+
+    store = Store(Path(load_config(args.configfile)["cache_dir"]))
+    removed = store.prune(args.older_than)
+    print(f"removed {len(removed)} store entries older than {args.older_than} days from {store.root}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,15 +276,30 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check-skill", cmd_check_skill, "validate skill folders and print their warnings")
     check.add_argument("folders", type=Path, nargs="+", help="skill folders (each with a SKILL.md)")
     check.add_argument("--strict", action="store_true", help="treat spec deviations as errors")
-    stage("synthesize", cmd_synthesize, "generate requests and teacher answers", "skill", "model", "out")
-    stage("dataset", cmd_dataset, "validate and filter synthetic records into a dataset",
-          "skill", "synthetic", "model", "out", "report")
-    stage("train", cmd_train, "train the skill's LoRA adapter", "skill", "dataset", "model", "out")
-    stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter", "skill", "dataset", "model",
-          "adapter", "out")
-    bench = command("benchmark", cmd_benchmark, "aggregate eval reports into build/benchmark.{json,md,png}")
-    bench.add_argument("--out-prefix", type=Path, required=True, help="e.g. build/benchmark")
+    def stored_stage(name: str, handler: Callable[[argparse.Namespace], None], help: str, *inputs: str) -> argparse.ArgumentParser:
+        sub = stage(name, handler, help, *inputs, "manifest")
+        sub.add_argument("--cache-dir", type=Path, help="content-addressed store to restore from and save to")
+        return sub
+
+    stored_stage("synthesize", cmd_synthesize, "generate requests and teacher answers", "skill", "model", "out")
+    stored_stage("dataset", cmd_dataset, "validate and filter synthetic records into a dataset",
+                 "skill", "synthetic", "model", "out", "report")
+    stored_stage("train", cmd_train, "train the skill's LoRA adapter", "skill", "dataset", "model", "out")
+    stored_stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter", "skill", "dataset", "model",
+                 "adapter", "out")
+    bench = stored_stage("benchmark", cmd_benchmark, "aggregate eval reports into build/benchmark.{json,md,png}",
+                         "out-prefix")
     bench.add_argument("reports", type=Path, nargs="+", help="build/eval/<skill>.json files")
+
+    status = command("status", cmd_status, "per skill and stage: up to date, stale (and why) or restorable")
+    status.add_argument("--configfile", type=Path, nargs="*", default=[],
+                        help="config files merged over config.yaml, as given to snakemake")
+    status.add_argument("--directory", "-d", type=Path, default=Path("."), help="the workflow's work directory")
+    cache = command("cache", cmd_cache_prune, "prune the content-addressed store")
+    cache.add_argument("action", choices=["prune"])
+    cache.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                       help="delete entries not stored or restored for this many days")
+    cache.add_argument("--configfile", type=Path, nargs="*", default=[])
     return parser
 
 

@@ -68,13 +68,37 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def weight_files(source: ModelSource) -> list[Path]:
+    if source.gguf_file:
+        return [source.weights]
+    return sorted(source.folder.glob("*.safetensors")) or sorted(source.folder.glob("*.bin"))
+
+
 def weights_sha256(source: ModelSource) -> str:
     if source.gguf_file:
         return file_sha256(source.weights)
     digest = hashlib.sha256()
-    for path in sorted(source.folder.glob("*.safetensors")) or sorted(source.folder.glob("*.bin")):
+    for path in weight_files(source):
         digest.update(path.name.encode() + b"\0" + file_sha256(path).encode())
     return digest.hexdigest()
+
+
+def remembered_weights_sha256(source: str, memo: Path) -> str:
+    """The weights' sha256, re-hashed only when a weight file's path, size or mtime changed.
+
+    Every parse of the workflow needs it (it is part of every content key); hashing a large model
+    each time would dominate a dry run.
+    """
+    resolved = resolve_source(source)
+    stamp = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in weight_files(resolved)]
+    if memo.is_file():
+        remembered = json.loads(memo.read_text(encoding="utf-8"))
+        if remembered.get("stamp") == stamp:
+            return remembered["sha256"]
+    digest = weights_sha256(resolved)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(json.dumps({"stamp": stamp, "sha256": digest}) + "\n", encoding="utf-8")
+    return digest
 
 
 def prepare_base_model(source: str, model_id: str, out_dir: Path) -> dict[str, Any]:

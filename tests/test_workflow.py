@@ -7,18 +7,16 @@ the last test edits a skill, so it must stay last.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import ROOT, scheduled_jobs, snakemake
 
 from s2l.schemas import validate
 
-ROOT = Path(__file__).resolve().parent.parent
 GOOD = ("conventional-commits", "keep-a-changelog")
 DEVIANT = "deviant-docstrings"  # spec deviations only: builds with warnings, fails under strict
 MALFORMED = {
@@ -30,24 +28,6 @@ MALFORMED = {
 STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the real workflow in ``workdir`` with the quick config; targets/flags go in ``args``."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-               "--cores", "2", *args, "--configfile", str(ROOT / "tests" / "quick.yaml"), str(workdir / "test.yaml")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
-
-
-def scheduled_jobs(dry_run_output: str) -> set[tuple[str, str | None]]:
-    """(rule, skill) for every job a dry run lists."""
-    jobs = set()
-    for block in re.split(r"^(?=(?:local)?rule \w+:$)", dry_run_output, flags=re.MULTILINE):
-        rule = re.match(r"(?:local)?rule (\w+):$", block, flags=re.MULTILINE)
-        if rule:
-            skill = re.search(r"^\s+wildcards: skill=([\w-]+)", block, flags=re.MULTILINE)
-            jobs.add((rule.group(1), skill.group(1) if skill else None))
-    return jobs
 
 
 def write_deviant_skill(skills: Path) -> None:
@@ -68,7 +48,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> P
         (skills / key).mkdir(parents=True)
         (skills / key / "SKILL.md").write_text(text)
     # The session's prepared model serves as a local model folder source (the GGUF path is tested too).
-    overrides = {"skills_dir": str(skills), "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"}}
+    overrides = {"skills_dir": str(skills), "cache_dir": str(root / "store"),
+                 "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"}}
     (root / "test.yaml").write_text(yaml.safe_dump(overrides))
     return root
 
@@ -163,12 +144,13 @@ def test_touch_without_change_schedules_nothing(workdir: Path) -> None:
     assert "Nothing to be done" in dry_run.stdout + dry_run.stderr
 
 
-def test_strict_mode_refuses_spec_deviations(workdir: Path, tmp_path: Path) -> None:
+def test_strict_mode_refuses_spec_deviations(workdir: Path, tmp_path: Path, base_model_dir: Path) -> None:
     # A separate work directory: strict is part of every skill's spec, so flipping it here would
     # rebuild the shared one.
     (tmp_path / "skills").mkdir()
     write_deviant_skill(tmp_path / "skills")
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"skills_dir": str(tmp_path / "skills"), "strict": True}))
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"skills_dir": str(tmp_path / "skills"), "strict": True,
+                                                        "base_model": {"source": str(base_model_dir), "id": "x"}}))
     result = snakemake(tmp_path, f"build/skills/{DEVIANT}.json")
     assert result.returncode != 0
     assert f"{DEVIANT}/SKILL.md: spec: strict mode refuses deviations" in result.stdout + result.stderr
