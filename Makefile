@@ -8,7 +8,7 @@ CORES ?= 2
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.s2l-installed
 
-.PHONY: setup graphviz demo all test benchmark clean
+.PHONY: setup graphviz demo all test benchmark benchmark-rebuild clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/stage_times.py --skill $(SKILL) --cores $(CORES)
+
+benchmark-rebuild: setup
+	$(BIN)/python benchmarks/rebuild_overhead.py --sizes 10 100 1000
 
 clean:
 	rm -rf build .snakemake

@@ -3,7 +3,8 @@ rule prepare_model:
     input:
         spec=str(spec_path("model")),
     output:
-        directory("build/models/base"),
+        model=directory("build/models/base"),
+        manifest=str(manifest_path("model")),
     threads: MODEL_THREADS
     benchmark:
         "build/benchmarks/prepare_model.tsv"
@@ -11,4 +12,4 @@ rule prepare_model:
         mem_mb=4000,
         runtime=20,
     shell:
-        "{S2L} prepare-model --spec {input.spec} --out {output} --threads {threads}"
+        "{S2L} prepare-model --spec {input.spec} --out {output.model} --manifest {output.manifest} --threads {threads}"

@@ -3,11 +3,12 @@ rule parse_skill:
     input:
         spec=spec("skill"),
     output:
-        "build/skills/{skill}.json",
+        skill="build/skills/{skill}.json",
+        manifest=manifest("skill"),
     benchmark:
         "build/benchmarks/parse_skill/{skill}.tsv"
     resources:
         mem_mb=500,
         runtime=5,
     shell:
-        "{S2L} parse-skill --spec {input.spec} --out {output}"
+        "{S2L} parse-skill --spec {input.spec} --out {output.skill} --manifest {output.manifest}"

@@ -87,9 +87,13 @@ def base_model_provenance(model_dir: Path) -> dict[str, Any]:
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> None:
+    run_stage(args, {"model": args.out}, lambda spec: build_model(args, spec))
+
+
+def build_model(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     from s2l.model import prepare_base_model
 
-    settings = read_spec(args.spec)["config"]["base_model"]
+    settings = spec["config"]["base_model"]
     manifest = prepare_base_model(settings["source"], settings["id"], args.out)
     print(f"prepared {manifest['model_id']} ({manifest['parameters']:,} parameters) in {args.out}")
 
@@ -100,7 +104,10 @@ def report_warnings(skill_key: str, warnings: list[str]) -> None:
 
 
 def cmd_parse_skill(args: argparse.Namespace) -> None:
-    spec = read_spec(args.spec)
+    run_stage(args, {"skill.json": args.out}, lambda spec: build_parsed_skill(args, spec))
+
+
+def build_parsed_skill(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     skill = load_skill(Path(spec["inputs"]["dir"]), strict=spec["config"]["strict"])
     report_warnings(skill.key, skill.warnings)
     write_json(args.out, skill.to_json())
@@ -271,8 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
         return sub
 
-    stage("prepare-model", cmd_prepare_model, "turn the configured base model into a safetensors folder", "out")
-    stage("parse-skill", cmd_parse_skill, "parse and validate a skill; write it as JSON", "out")
+    stage("prepare-model", cmd_prepare_model, "turn the configured base model into a safetensors folder",
+          "out", "manifest").set_defaults(cache_dir=None)  # a copy per model would cost more than a rebuild
+    stage("parse-skill", cmd_parse_skill, "parse and validate a skill; write it as JSON",
+          "out", "manifest").set_defaults(cache_dir=None)
     check = command("check-skill", cmd_check_skill, "validate skill folders and print their warnings")
     check.add_argument("folders", type=Path, nargs="+", help="skill folders (each with a SKILL.md)")
     check.add_argument("--strict", action="store_true", help="treat spec deviations as errors")

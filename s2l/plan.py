@@ -3,6 +3,8 @@ it at parse time; ``s2l status`` computes the same plan to explain what a build 
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from s2l.specs import SPECS_DIR, plan_specs, write_if_changed
 
 DEFAULT_CONFIG = SCHEMA_DIR.parent / "config.yaml"
 MANIFESTS_DIR = Path("build/manifests")
+UNCHANGED_MTIME = 946684800  # 2000-01-01: older than any output
 STORED_STAGES = ("synthetic", "dataset", "adapter", "eval")
 
 
@@ -39,13 +42,25 @@ def planned_skills(plan: dict[Path, dict[str, Any]]) -> list[str]:
     return sorted(spec["skill"]["key"] for spec in plan.values() if spec["stage"] == "skill")
 
 
-def write_plan(plan: dict[Path, dict[str, Any]]) -> None:
-    for path, spec in plan.items():
-        write_if_changed(path, spec)
-
-
 def manifest_path(stage: str, skill: str | None = None) -> Path:
     return MANIFESTS_DIR / f"{stage}.json" if skill is None else MANIFESTS_DIR / skill / f"{stage}.json"
+
+
+def built_key(spec_file: Path) -> str | None:
+    """Content key of the outputs now built for a spec file, from their manifest (None if unbuilt)."""
+    manifest = MANIFESTS_DIR / spec_file.relative_to(SPECS_DIR)
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text(encoding="utf-8"))["key"]
+
+
+def write_plan(plan: dict[Path, dict[str, Any]]) -> None:
+    """Write changed specs. A spec that changed back to what its outputs were built from (a reverted
+    edit, a branch switched back) gets an old mtime: it is no change to them, and Snakemake must not
+    rerun the stage for it, whether or not its own metadata (.snakemake/) still remembers them."""
+    for path, spec in plan.items():
+        if write_if_changed(path, spec) and built_key(path) == spec["key"]:
+            os.utime(path, (UNCHANGED_MTIME, UNCHANGED_MTIME))
 
 
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from workflow_helpers import ROOT, scheduled_jobs, snakemake
 from s2l.schemas import validate
 
 GOOD = ("conventional-commits", "keep-a-changelog")
-DEVIANT = "deviant-docstrings"  # spec deviations only: builds with warnings, fails under strict
+DEVIANT = "deviant-changelog"  # spec deviations only: builds with warnings, fails under strict
 MALFORMED = {
     "no-frontmatter": ("# A skill\n\nNo frontmatter at all.\n", "no-frontmatter/SKILL.md: frontmatter: missing"),
     "no-description": ("---\nname: no-description\n---\nBody.\n", "no-description/SKILL.md: description: missing"),
@@ -31,9 +31,9 @@ pytestmark = pytest.mark.workflow
 
 
 def write_deviant_skill(skills: Path) -> None:
-    shutil.copytree(ROOT / "skills" / "google-docstrings", skills / DEVIANT)
+    shutil.copytree(ROOT / "skills" / "keep-a-changelog", skills / DEVIANT)
     path = skills / DEVIANT / "SKILL.md"
-    text = path.read_text().replace("name: google-docstrings", "name: Google Docstrings\nversion: 1.2\nauthor: someone")
+    text = path.read_text().replace("name: keep-a-changelog", "name: Keep A Changelog\nversion: 1.2\nauthor: someone")
     path.write_text(text)
 
 

@@ -19,11 +19,11 @@ def snakemake(workdir: Path, *args: str, configfiles: tuple[Path, ...] = ()) -> 
 
 
 def scheduled_jobs(dry_run_output: str) -> set[tuple[str, str | None]]:
-    """(rule, skill) for every job a dry run lists."""
+    """(rule, skill) for every job a dry run lists, leaving out the ``all`` target itself."""
     jobs = set()
     for block in re.split(r"^(?=(?:local)?rule \w+:$)", dry_run_output, flags=re.MULTILINE):
         rule = re.match(r"(?:local)?rule (\w+):$", block, flags=re.MULTILINE)
-        if rule:
+        if rule and rule.group(1) != "all":
             skill = re.search(r"^\s+wildcards: skill=([\w-]+)", block, flags=re.MULTILINE)
             jobs.add((rule.group(1), skill.group(1) if skill else None))
     return jobs
