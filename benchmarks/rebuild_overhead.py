@@ -63,7 +63,7 @@ rule benchmark:
 
 # Outputs of a finished build, in the order the stages write them (later stages get later mtimes).
 SKILL_OUTPUTS = (
-    ("build/skills/{s}.json",),
+    ("build/skills/{s}.json", "build/manifests/{s}/skill.json"),
     ("build/synthetic/{s}.jsonl", "build/manifests/{s}/synthetic.json"),
     ("build/datasets/{s}.jsonl", "build/datasets/{s}.report.json", "build/manifests/{s}/dataset.json"),
     ("build/adapters/{s}/", "build/manifests/{s}/adapter.json"),
@@ -96,9 +96,12 @@ def lay_down(workdir: Path, path: str, mtime: float) -> None:
 def lay_down_build(workdir: Path, skills: list[str], with_manifests: bool) -> None:
     """Every output of a finished build, each newer than what it is built from."""
     start = time.time() - 1000
-    for spec in (workdir / "build" / "specs").rglob("*.json"):
-        os.utime(spec, (start, start))
+    sources = [*(workdir / "build" / "specs").rglob("*.json"), *Path(workdir.parent / "skills").rglob("*")]
+    for source in sources:
+        os.utime(source, (start, start))
     lay_down(workdir, "build/models/base/", start + 1)
+    if with_manifests:
+        lay_down(workdir, "build/manifests/model.json", start + 1)
     for stage, paths in enumerate(SKILL_OUTPUTS, start=2):
         for skill in skills:
             for path in paths:
