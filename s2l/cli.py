@@ -179,7 +179,7 @@ def build_adapter(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     skill = read_parsed_skill(args.skill)
     result = train_adapter(args.model, read_jsonl(args.dataset), lora, training, spec["config"]["seed"], args.out)
     provenance = {
-        "skill": {"key": skill.key, "name": skill.name, "sha256": skill.sha256},
+        "skill": skill.identity,
         "base_model": base_model_provenance(args.model),
         "seed": spec["config"]["seed"],
         "stage": {"name": spec["stage"], "version": spec["version"], "content_key": spec["key"]},
@@ -205,7 +205,7 @@ def build_eval_report(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     model = load_model(args.model, adapter_dir=args.adapter)
     results = evaluate(model, load_tokenizer(args.model), skill, read_jsonl(args.dataset), settings, seed)
     report = {
-        "skill": {"key": skill.key, "name": skill.name, "sha256": skill.sha256},
+        "skill": skill.identity,
         "base_model": base_model_provenance(args.model),
         "adapter": str(args.adapter),
         "seed": seed,

@@ -102,7 +102,7 @@ def build_dataset(
 
     counts = {split: sum(r["split"] == split for r in kept) for split in SPLITS}
     report = {
-        "skill": {"key": skill.key, "name": skill.name, "sha256": skill.sha256},
+        "skill": skill.identity,
         "input_records": total,
         "kept": counts,
         "dropped": dict(sorted(dropped.items())),

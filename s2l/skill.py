@@ -53,6 +53,11 @@ class Skill:
     checks: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def identity(self) -> dict[str, str]:
+        """How records, reports and model cards name the skill they come from."""
+        return {"key": self.key, "name": self.name, "sha256": self.sha256}
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -144,7 +144,7 @@ def synthesize(
             "answer": answer.text,
             "finish_reason": answer.finish_reason,
             "attempts": attempt_count,
-            "skill": {"key": skill.key, "name": skill.name, "sha256": skill.sha256},
+            "skill": skill.identity,
             "generator": asdict(generator_role),
             "teacher": asdict(teacher_role),
             "seed": seed,
