@@ -285,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check-skill", cmd_check_skill, "validate skill folders and print their warnings")
     check.add_argument("folders", type=Path, nargs="+", help="skill folders (each with a SKILL.md)")
     check.add_argument("--strict", action="store_true", help="treat spec deviations as errors")
+
     def stored_stage(name: str, handler: Callable[[argparse.Namespace], None], help: str, *inputs: str) -> argparse.ArgumentParser:
         sub = stage(name, handler, help, *inputs, "manifest")
         sub.add_argument("--cache-dir", type=Path, help="content-addressed store to restore from and save to")
