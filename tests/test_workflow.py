@@ -17,8 +17,9 @@ from workflow_helpers import ROOT, scheduled_jobs, snakemake
 
 from s2l.schemas import validate
 
-GOOD = ("conventional-commits", "keep-a-changelog")
-DEVIANT = "deviant-changelog"  # spec deviations only: builds with warnings, fails under strict
+# Commit messages are short, so a tiny teacher budget reliably yields training records for them.
+GOOD = ("conventional-commits", "commit-messages")
+DEVIANT = "deviant-commits"  # spec deviations only: builds with warnings, fails under strict
 MALFORMED = {
     "no-frontmatter": ("# A skill\n\nNo frontmatter at all.\n", "no-frontmatter/SKILL.md: frontmatter: missing"),
     "no-description": ("---\nname: no-description\n---\nBody.\n", "no-description/SKILL.md: description: missing"),
@@ -30,19 +31,23 @@ STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 pytestmark = pytest.mark.workflow
 
 
+def copy_skill(skills: Path, key: str, frontmatter_name: str) -> None:
+    """conventional-commits under another folder name, with ``frontmatter_name`` as its name line."""
+    shutil.copytree(ROOT / "skills" / "conventional-commits", skills / key)
+    path = skills / key / "SKILL.md"
+    path.write_text(path.read_text().replace("name: conventional-commits", frontmatter_name))
+
+
 def write_deviant_skill(skills: Path) -> None:
-    shutil.copytree(ROOT / "skills" / "keep-a-changelog", skills / DEVIANT)
-    path = skills / DEVIANT / "SKILL.md"
-    text = path.read_text().replace("name: keep-a-changelog", "name: Keep A Changelog\nversion: 1.2\nauthor: someone")
-    path.write_text(text)
+    copy_skill(skills, DEVIANT, "name: Conventional Commits\nversion: 1.2\nauthor: someone")
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("workflow")
     skills = root / "skills"
-    for key in GOOD:
-        shutil.copytree(ROOT / "skills" / key, skills / key)
+    shutil.copytree(ROOT / "skills" / GOOD[0], skills / GOOD[0])
+    copy_skill(skills, GOOD[1], f"name: {GOOD[1]}")
     write_deviant_skill(skills)
     for key, (text, _) in MALFORMED.items():
         (skills / key).mkdir(parents=True)
