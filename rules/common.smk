@@ -1,8 +1,7 @@
-# Shared helpers: config validation, skill discovery, wildcard constraints, stage specs.
+# Shared helpers: config validation, wildcard constraints, the build plan (stage specs + keys).
 import os
 import shlex
 import sys
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
