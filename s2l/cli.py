@@ -94,7 +94,7 @@ def build_model(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     from s2l.model import prepare_base_model
 
     settings = spec["config"]["base_model"]
-    manifest = prepare_base_model(settings["source"], settings["id"], args.out)
+    manifest = prepare_base_model(settings["source"], settings["id"], args.out, spec["weights_sha256"])
     print(f"prepared {manifest['model_id']} ({manifest['parameters']:,} parameters) in {args.out}")
 
 

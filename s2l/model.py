@@ -101,8 +101,11 @@ def remembered_weights_sha256(source: str, memo: Path) -> str:
     return digest
 
 
-def prepare_base_model(source: str, model_id: str, out_dir: Path) -> dict[str, Any]:
-    """Write the base model as a safetensors folder plus a provenance manifest."""
+def prepare_base_model(source: str, model_id: str, out_dir: Path, known_sha256: str | None = None) -> dict[str, Any]:
+    """Write the base model as a safetensors folder plus a provenance manifest.
+
+    ``known_sha256``: the weights' hash when the caller has it already (the build plan does).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     resolved = resolve_source(source)
@@ -126,7 +129,7 @@ def prepare_base_model(source: str, model_id: str, out_dir: Path) -> dict[str, A
         "model_id": model_id,
         "source": source,
         "weights": str(resolved.weights),
-        "weights_sha256": weights_sha256(resolved),
+        "weights_sha256": known_sha256 or weights_sha256(resolved),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
