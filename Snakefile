@@ -18,6 +18,10 @@ include: "rules/eval.smk"
 include: "rules/benchmark.smk"
 
 
+onstart:
+    record_forced_jobs()
+
+
 rule all:
     default_target: True
     input:

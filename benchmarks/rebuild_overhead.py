@@ -4,7 +4,8 @@ For each size it generates that many skill folders in a temporary directory, lay
 of a finished build (the stages are stubbed: nothing runs, only the build logic is timed), then
 times ``snakemake -n`` and a no-op ``snakemake --cores 1`` for the s2l workflow and for a bare
 workflow of the same shape (same rules and files, SKILL.md as a plain input, no specs, no hashing),
-side by side in one run. Each time is the median of ``--repeats`` runs.
+side by side in one run. Each time is the median of ``--repeats`` runs. The raw figures go to
+``benchmarks/results/rebuild_overhead.json`` (the README's table is made from that file).
 
     python benchmarks/rebuild_overhead.py --sizes 10 100 1000
 """
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "rebuild_overhead.json"
 TARGET_RATIO = 1.5
 
 BARE_SNAKEFILE = """
@@ -36,7 +38,7 @@ rule prepare_model:
     output: directory("build/models/base")
     shell: "exit 1"
 rule parse_skill:
-    input: config["skills_dir"] + "/{skill}/SKILL.md"
+    input: config["skills_dir"] + "/{skill}/SKILL.md", "build/models/base"
     output: "build/skills/{skill}.json"
     shell: "exit 1"
 rule synthesize:
@@ -63,11 +65,11 @@ rule benchmark:
 
 # Outputs of a finished build, in the order the stages write them (later stages get later mtimes).
 SKILL_OUTPUTS = (
-    ("build/skills/{s}.json", "build/manifests/{s}/skill.json"),
-    ("build/synthetic/{s}.jsonl", "build/manifests/{s}/synthetic.json"),
+    ("build/skills/{s}.json", "build/manifests/{s}/parse_skill.json"),
+    ("build/synthetic/{s}.jsonl", "build/manifests/{s}/synthesize.json"),
     ("build/datasets/{s}.jsonl", "build/datasets/{s}.report.json", "build/manifests/{s}/dataset.json"),
-    ("build/adapters/{s}/", "build/manifests/{s}/adapter.json"),
-    ("build/eval/{s}.json", "build/manifests/{s}/eval.json"),
+    ("build/adapters/{s}/", "build/manifests/{s}/train.json"),
+    ("build/eval/{s}.json", "build/manifests/{s}/evaluate.json"),
 )
 FINAL_OUTPUTS = ("build/benchmark.json", "build/benchmark.md", "build/benchmark.png", "build/manifests/benchmark.json")
 
@@ -101,7 +103,7 @@ def lay_down_build(workdir: Path, skills: list[str], with_manifests: bool) -> No
         os.utime(source, (start, start))
     lay_down(workdir, "build/models/base/", start + 1)
     if with_manifests:
-        lay_down(workdir, "build/manifests/model.json", start + 1)
+        lay_down(workdir, "build/manifests/prepare_model.json", start + 1)
     for stage, paths in enumerate(SKILL_OUTPUTS, start=2):
         for skill in skills:
             for path in paths:
@@ -155,7 +157,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the raw figures (default: %(default)s)")
     args = parser.parse_args()
 
     rows = [measure(count, args.repeats) for count in args.sizes]
@@ -168,8 +170,9 @@ def main() -> int:
         print(f"| {row['skills']} | {row['bare_dry_run_s']:.2f} | {row['s2l_dry_run_s']:.2f} | {dry:.2f}x "
               f"| {row['bare_noop_s']:.2f} | {row['s2l_noop_s']:.2f} | {noop:.2f}x |")
     print(f"\nworst ratio {worst:.2f}x: {'within' if worst <= TARGET_RATIO else 'OVER'} the {TARGET_RATIO}x target")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"cores": os.cpu_count(), "repeats": args.repeats, "worst_ratio": worst,
+                                     "rows": rows}, indent=2) + "\n")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Runs the real workflow in a fresh work directory (so nothing is reused), for one skill up to its
 eval report, then prints the wall time and peak memory of every stage from Snakemake's
-``benchmark:`` files and the eval report's headline numbers.
+``benchmark:`` files and the eval report's headline numbers. The raw figures go to
+``benchmarks/results/stage_times.json`` (the README's tables are made from that file).
 
     python benchmarks/stage_times.py --skill conventional-commits [--configfile tests/quick.yaml]
 """
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "stage_times.json"
 STAGES = ("prepare_model", "parse_skill", "synthesize", "dataset", "train", "evaluate")
 TARGET_SECONDS = 15 * 60
 
@@ -37,7 +39,7 @@ def main() -> int:
     parser.add_argument("--configfile", type=Path, help="config merged over config.yaml (default: none)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="keep the build here (default: a temporary folder)")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the raw figures (default: %(default)s)")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2l-bench-"))
@@ -66,8 +68,14 @@ def main() -> int:
     for condition, values in report["conditions"].items():
         print(f"{condition}: pass rate {values['pass_rate']['all']}, reference NLL "
               f"{values['reference_nll']['all']:.3f}, prompt tokens {values['prompt_tokens']:.0f}")
-    if args.json:
-        args.json.write_text(json.dumps({"skill": args.skill, "total_seconds": total, "stages": stages}, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "skill": args.skill, "cores": args.cores, "configfile": str(args.configfile) if args.configfile else None,
+        "total_seconds": total, "stages": stages, "dataset": dataset,
+        "eval": {condition: {key: values[key] for key in ("pass_rate", "reference_nll", "prompt_tokens")}
+                 for condition, values in report["conditions"].items()},
+        "prompts": report["prompts"], "token_saving": report["token_saving"],
+    }, indent=2) + "\n")
     return 0
 
 

@@ -13,4 +13,4 @@ rule benchmark:
         runtime=5,
     shell:
         "{S2L} benchmark --spec {input.spec} --out-prefix build/benchmark --manifest {output.manifest}"
-        " --cache-dir {CACHE_DIR} {input.reports}"
+        " {STORE} {input.reports}"

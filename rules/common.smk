@@ -1,24 +1,42 @@
 # Shared helpers: config validation, wildcard constraints, the build plan (stage specs + keys).
+import json
 import os
 import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.logging import logger
 
-from s2l.plan import build_plan, manifest_path, planned_skills, write_plan
-from s2l.skill import SKILL_KEY_PATTERN, SkillError
+from s2l.config import validated
+from s2l.errors import UserError
+from s2l.plan import build_plan, manifest_path, write_plan
+from s2l.runner import FORCED_ENV
+from s2l.skill import SKILL_KEY_PATTERN
 from s2l.specs import spec_path
 
 
-validate(config, "../schemas/config.schema.yaml")
+try:
+    config.update(validated(config))
+except UserError as error:
+    raise WorkflowError(f"config: {error}") from None
 
 if config["offline"]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+
+def record_forced_jobs() -> None:
+    """Forced jobs (--forcerun RULE|FILE, --forceall, --force TARGET) build afresh instead of restoring
+    from the store. The environment carries this to the jobs: a params value would itself rerun them."""
+    settings = workflow.dag_settings
+    os.environ[FORCED_ENV] = json.dumps({
+        "all": settings.forceall,
+        "names": sorted(set(settings.forcerun) | (set(settings.targets) if settings.forcetargets else set())),
+    })
+
+
 S2L = f"{shlex.quote(sys.executable)} -m s2l"
-CACHE_DIR = shlex.quote(config["cache_dir"])
+STORE = f"--cache-dir {shlex.quote(config['cache_dir'])} --store {config['store']}"
 BENCHMARK = multiext("build/benchmark", ".json", ".md", ".png")
 # Model stages use every core they are given; Snakemake scales this down to --cores.
 MODEL_THREADS = 16
@@ -36,10 +54,13 @@ def manifest(stage: str) -> str:
     return str(manifest_path(stage, "{skill}"))
 
 
-# Refresh build/specs/: a spec file changes, and so reruns its stage, only on a real change.
+# Refresh build/specs/: a spec file changes, and so reruns its stage, only on a real change. A folder
+# that cannot be a skill is skipped with a warning; the others build.
 try:
     PLAN = build_plan(config)
-except SkillError as error:
+except UserError as error:
     raise WorkflowError(str(error)) from None
+for _warning in PLAN.warnings:
+    logger.warning(f"warning: {_warning}")
 write_plan(PLAN)
-SKILLS = planned_skills(PLAN)
+SKILLS = PLAN.skills

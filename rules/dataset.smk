@@ -17,4 +17,4 @@ rule dataset:
     shell:
         "{S2L} dataset --spec {input.spec} --skill {input.skill} --synthetic {input.synthetic}"
         " --model {input.model} --out {output.records} --report {output.report}"
-        " --manifest {output.manifest} --cache-dir {CACHE_DIR}"
+        " --manifest {output.manifest} {STORE}"

@@ -1,14 +1,14 @@
 rule evaluate:
     """No skill vs skill in context vs adapter, on the held-out split and evals.json."""
     input:
-        spec=spec("eval"),
+        spec=spec("evaluate"),
         skill="build/skills/{skill}.json",
         dataset="build/datasets/{skill}.jsonl",
         model="build/models/base",
         adapter="build/adapters/{skill}",
     output:
         report="build/eval/{skill}.json",
-        manifest=manifest("eval"),
+        manifest=manifest("evaluate"),
     threads: MODEL_THREADS
     benchmark:
         "build/benchmarks/evaluate/{skill}.tsv"
@@ -18,4 +18,4 @@ rule evaluate:
     shell:
         "{S2L} evaluate --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
         " --model {input.model} --adapter {input.adapter} --out {output.report} --manifest {output.manifest}"
-        " --cache-dir {CACHE_DIR} --threads {threads}"
+        " {STORE} --threads {threads}"

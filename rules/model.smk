@@ -1,10 +1,10 @@
 rule prepare_model:
     """The configured base model as a safetensors folder (GGUF is de-quantized once here)."""
     input:
-        spec=str(spec_path("model")),
+        spec=str(spec_path("prepare_model")),
     output:
         model=directory("build/models/base"),
-        manifest=str(manifest_path("model")),
+        manifest=str(manifest_path("prepare_model")),
     threads: MODEL_THREADS
     benchmark:
         "build/benchmarks/prepare_model.tsv"

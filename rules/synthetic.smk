@@ -1,12 +1,12 @@
 rule synthesize:
     """Generator requests + teacher answers (full SKILL.md in the teacher's system prompt)."""
     input:
-        spec=spec("synthetic"),
+        spec=spec("synthesize"),
         skill="build/skills/{skill}.json",
         model="build/models/base",
     output:
         records="build/synthetic/{skill}.jsonl",
-        manifest=manifest("synthetic"),
+        manifest=manifest("synthesize"),
     threads: MODEL_THREADS
     benchmark:
         "build/benchmarks/synthesize/{skill}.tsv"
@@ -15,4 +15,4 @@ rule synthesize:
         runtime=60,
     shell:
         "{S2L} synthesize --spec {input.spec} --skill {input.skill} --model {input.model}"
-        " --out {output.records} --manifest {output.manifest} --cache-dir {CACHE_DIR} --threads {threads}"
+        " --out {output.records} --manifest {output.manifest} {STORE} --threads {threads}"

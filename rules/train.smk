@@ -1,13 +1,13 @@
 rule train:
     """Rank-16 LoRA adapter (4-bit QLoRA on CUDA, fp32 LoRA on CPU) as a standard PEFT folder."""
     input:
-        spec=spec("adapter"),
+        spec=spec("train"),
         skill="build/skills/{skill}.json",
         dataset="build/datasets/{skill}.jsonl",
         model="build/models/base",
     output:
         adapter=directory("build/adapters/{skill}"),
-        manifest=manifest("adapter"),
+        manifest=manifest("train"),
     threads: MODEL_THREADS
     benchmark:
         "build/benchmarks/train/{skill}.tsv"
@@ -16,5 +16,5 @@ rule train:
         runtime=120,
     shell:
         "{S2L} train --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
-        " --model {input.model} --out {output.adapter} --manifest {output.manifest} --cache-dir {CACHE_DIR}"
+        " --model {input.model} --out {output.adapter} --manifest {output.manifest} {STORE}"
         " --threads {threads}"

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from s2l.errors import UserError
 from s2l.chat import supervised_ids
 from s2l.schemas import SchemaError, validate
 from s2l.skill import Skill
@@ -18,7 +19,7 @@ DATASET_SCHEMA = "dataset_record.schema.json"
 SPLITS = ("train", "eval")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """Too few usable records to train or evaluate on."""
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
+from s2l.errors import UserError
 from s2l.chat import conversation
 from s2l.checks import failed_checks
 from s2l.generation import LocalBackend, Sampling
@@ -18,6 +19,10 @@ from s2l.scoring import answer_nll
 from s2l.skill import Skill
 
 CONDITIONS = ("no_skill", "skill_in_context", "adapter")
+
+
+class NothingToEvaluateError(UserError):
+    """No held-out record and no evals.json case: no condition can be scored."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,10 @@ def evaluate(model, tokenizer, skill: Skill, records: list[dict[str, Any]], sett
              seed: int) -> dict[str, Any]:
     """Run the three conditions; ``model`` is a PeftModel whose adapter is switched off for the base."""
     prompts = eval_prompts(skill, records)
+    if not prompts:
+        raise NothingToEvaluateError(
+            f"skill {skill.key!r}: nothing to evaluate, the held-out split is empty and there is no evals.json "
+            f"case; raise generation.eval_examples or add {skill.key}/evals/evals.json")
     conditions = {}
     for condition in CONDITIONS:
         if condition == "adapter":

@@ -7,18 +7,20 @@ well under a second. Nothing is ever fetched from a hub.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from s2l.errors import UserError
+from s2l.hashing import remembered_sha256
+
 PACKAGE_PREFIX = "package:"
 MANIFEST = "s2l_model.json"
 
 
-class ModelSourceError(ValueError):
+class ModelSourceError(UserError):
     """The configured base model cannot be found or read."""
 
 
@@ -60,51 +62,17 @@ def resolve_source(source: str) -> ModelSource:
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def source_sha256(source: str, memo: Path) -> str:
+    """Content hash of everything the model source holds: the GGUF file (weights, tokenizer and chat
+    template in one), or every file of a model folder (weights, config.json, tokenizer files,
+    chat_template.jinja), remembered in ``memo`` until a file's size or mtime changes."""
+    return remembered_sha256(resolve_source(source).weights, memo)
 
 
-def weight_files(source: ModelSource) -> list[Path]:
-    if source.gguf_file:
-        return [source.weights]
-    return sorted(source.folder.glob("*.safetensors")) or sorted(source.folder.glob("*.bin"))
-
-
-def weights_sha256(source: ModelSource) -> str:
-    if source.gguf_file:
-        return file_sha256(source.weights)
-    digest = hashlib.sha256()
-    for path in weight_files(source):
-        digest.update(path.name.encode() + b"\0" + file_sha256(path).encode())
-    return digest.hexdigest()
-
-
-def remembered_weights_sha256(source: str, memo: Path) -> str:
-    """The weights' sha256, re-hashed only when a weight file's path, size or mtime changed.
-
-    Every parse of the workflow needs it (it is part of every content key); hashing a large model
-    each time would dominate a dry run.
-    """
-    resolved = resolve_source(source)
-    stamp = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in weight_files(resolved)]
-    if memo.is_file():
-        remembered = json.loads(memo.read_text(encoding="utf-8"))
-        if remembered.get("stamp") == stamp:
-            return remembered["sha256"]
-    digest = weights_sha256(resolved)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(json.dumps({"stamp": stamp, "sha256": digest}) + "\n", encoding="utf-8")
-    return digest
-
-
-def prepare_base_model(source: str, model_id: str, out_dir: Path, known_sha256: str | None = None) -> dict[str, Any]:
+def prepare_base_model(source: str, model_id: str, out_dir: Path, sha256: str) -> dict[str, Any]:
     """Write the base model as a safetensors folder plus a provenance manifest.
 
-    ``known_sha256``: the weights' hash when the caller has it already (the build plan does).
+    ``sha256``: the source's content hash, as the build plan computed it (``source_sha256``).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -129,7 +97,7 @@ def prepare_base_model(source: str, model_id: str, out_dir: Path, known_sha256: 
         "model_id": model_id,
         "source": source,
         "weights": str(resolved.weights),
-        "weights_sha256": known_sha256 or weights_sha256(resolved),
+        "source_sha256": sha256,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -138,6 +106,13 @@ def prepare_base_model(source: str, model_id: str, out_dir: Path, known_sha256: 
 
 def read_manifest(model_dir: Path) -> dict[str, Any]:
     return json.loads((Path(model_dir) / MANIFEST).read_text(encoding="utf-8"))
+
+
+def context_length(model_dir: Path) -> int:
+    """How many tokens (prompt and answer together) the model attends over."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model_dir).max_position_embeddings
 
 
 def load_tokenizer(model_dir: Path):

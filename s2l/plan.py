@@ -1,80 +1,97 @@
-"""The build plan: every skill found, every stage spec with its content key. The workflow writes
-it at parse time; ``s2l status`` computes the same plan to explain what a build would do."""
+"""The build plan: every skill found, every stage spec with its plan key. The workflow writes it at
+parse time; ``s2l status`` computes the same plan to explain what a build would do.
+
+A folder that cannot be a skill (a name that is no valid key, a hidden folder, a ``skill.md`` in
+the wrong case) is skipped with a warning naming it, so one bad folder never stops the others.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from s2l.errors import UserError
+from s2l.model import source_sha256
+from s2l.skill import SKILL_FILE, SKILL_KEY_PATTERN, is_valid_skill_key, skill_sha256
+from s2l.specs import SPECS_DIR, plan_specs, spec_path, write_if_changed
 
-from s2l.model import remembered_weights_sha256
-from s2l.schemas import SCHEMA_DIR, validate
-from s2l.skill import check_skill_key, skill_sha256
-from s2l.specs import SPECS_DIR, plan_specs, write_if_changed
-
-DEFAULT_CONFIG = SCHEMA_DIR.parent / "config.yaml"
 MANIFESTS_DIR = Path("build/manifests")
 UNCHANGED_MTIME = 946684800  # 2000-01-01: older than any output
-STORED_STAGES = ("synthetic", "dataset", "adapter", "eval")
+STORED_STAGES = ("synthesize", "dataset", "train", "evaluate")
+MODEL_SOURCE_MEMO = SPECS_DIR / "model-source.json"  # the source's content hash and the stamp it was taken at
 
 
-def discover_skills(skills_dir: Path) -> dict[str, tuple[Path, str]]:
-    """Skill key -> (folder, content sha256) for every folder with a SKILL.md."""
-    skills = {}
-    for skill_md in sorted(skills_dir.glob("*/SKILL.md")):
-        folder = skill_md.parent
-        skills[check_skill_key(folder)] = (folder, skill_sha256(folder))
-    return skills
+class PlanError(UserError):
+    """Nothing to build: the skills folder is missing or holds no skill."""
 
 
-def build_plan(config: dict[str, Any], workdir: Path = Path(".")) -> dict[Path, dict[str, Any]]:
+@dataclass(frozen=True)
+class BuildPlan:
+    specs: dict[Path, dict[str, Any]]
+    warnings: list[str]
+
+    @property
+    def skills(self) -> list[str]:
+        return sorted(spec["skill"]["key"] for spec in self.specs.values() if spec["stage"] == "parse_skill")
+
+
+def skipped_folder(folder: Path) -> str | None:
+    """Why ``folder`` is not built as a skill, or None when it is one."""
+    if folder.name.startswith("."):
+        return "a hidden folder"
+    if not (folder / SKILL_FILE).is_file():
+        misnamed = [p.name for p in folder.iterdir() if p.name.lower() == SKILL_FILE.lower()]
+        return f"it holds {misnamed[0]}, not {SKILL_FILE} (the name is case-sensitive)" if misnamed else None
+    if not is_valid_skill_key(folder.name):
+        return (f"{folder.name!r} is not a valid skill key ({SKILL_KEY_PATTERN}: lowercase letters, digits and "
+                f"single hyphens); rename the folder to build it")
+    return None
+
+
+def discover_skills(skills_dir: Path) -> tuple[dict[str, tuple[Path, str]], list[str]]:
+    """(skill key -> (folder, content sha256), warnings about folders skipped)."""
+    if not skills_dir.is_dir():
+        raise PlanError(f"skills_dir {skills_dir}: not a folder")
+    skills, warnings = {}, []
+    for folder in sorted(p for p in skills_dir.iterdir() if p.is_dir()):
+        reason = skipped_folder(folder)
+        if reason:
+            warnings.append(f"{folder}: skipped, {reason}")
+        elif (folder / SKILL_FILE).is_file():
+            skills[folder.name] = (folder, skill_sha256(folder))
+    if not skills:
+        raise PlanError(f"skills_dir {skills_dir}: no skill in it (a skill is a folder holding {SKILL_FILE})"
+                        + "".join(f"; {warning}" for warning in warnings))
+    return skills, warnings
+
+
+def build_plan(config: dict[str, Any], workdir: Path = Path(".")) -> BuildPlan:
     """Spec path (relative to the work directory) -> spec, for the whole build."""
     skills_dir = Path(config["skills_dir"])
-    skills = discover_skills(skills_dir if skills_dir.is_absolute() else workdir / skills_dir)
-    weights = remembered_weights_sha256(config["base_model"]["source"], workdir / SPECS_DIR / "model-weights.json")
-    return plan_specs(config, skills, weights)
-
-
-def planned_skills(plan: dict[Path, dict[str, Any]]) -> list[str]:
-    return sorted(spec["skill"]["key"] for spec in plan.values() if spec["stage"] == "skill")
+    skills, warnings = discover_skills(skills_dir if skills_dir.is_absolute() else workdir / skills_dir)
+    model = source_sha256(config["base_model"]["source"], workdir / MODEL_SOURCE_MEMO)
+    return BuildPlan(plan_specs(config, skills, model), warnings)
 
 
 def manifest_path(stage: str, skill: str | None = None) -> Path:
     return MANIFESTS_DIR / f"{stage}.json" if skill is None else MANIFESTS_DIR / skill / f"{stage}.json"
 
 
-def built_key(spec_file: Path) -> str | None:
-    """Content key of the outputs now built for a spec file, from their manifest (None if unbuilt)."""
+def built_spec(spec_file: Path) -> dict[str, Any] | None:
+    """The spec the outputs now built for a spec file came from, from their manifest (None if unbuilt)."""
     manifest = MANIFESTS_DIR / spec_file.relative_to(SPECS_DIR)
     if not manifest.is_file():
         return None
-    return json.loads(manifest.read_text(encoding="utf-8"))["key"]
+    return json.loads(manifest.read_text(encoding="utf-8"))["spec"]
 
 
-def write_plan(plan: dict[Path, dict[str, Any]]) -> None:
+def write_plan(plan: BuildPlan) -> None:
     """Write changed specs. A spec that changed back to what its outputs were built from (a reverted
     edit, a branch switched back) gets an old mtime: it is no change to them, and Snakemake must not
     rerun the stage for it, whether or not its own metadata (.snakemake/) still remembers them."""
-    for path, spec in plan.items():
-        if write_if_changed(path, spec) and built_key(path) == spec["key"]:
+    for path, spec in plan.specs.items():
+        if write_if_changed(path, spec) and built_spec(path) == spec:
             os.utime(path, (UNCHANGED_MTIME, UNCHANGED_MTIME))
-
-
-def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Nested dictionaries merge key by key, as Snakemake merges --configfile files."""
-    merged = dict(base)
-    for name, value in override.items():
-        merged[name] = merge_config(merged[name], value) if isinstance(value, dict) and isinstance(
-            merged.get(name), dict) else value
-    return merged
-
-
-def load_config(configfiles: list[Path]) -> dict[str, Any]:
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    for path in configfiles:
-        config = merge_config(config, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    validate(config, "config.schema.yaml")
-    return config

@@ -12,10 +12,12 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from s2l.errors import UserError
+
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError):
     """An instance that does not match its schema; ``location`` is a JSON path like $.evals[0]."""
 
     def __init__(self, location: str, message: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from skills_ref.validator import validate_metadata
 
+from s2l.errors import UserError
 from s2l.schemas import SchemaError, validate
 
 SKILL_FILE = "SKILL.md"
@@ -29,7 +30,7 @@ _FRONTMATTER_FENCE = re.compile(r"^---[ \t]*$", re.MULTILINE)
 _BOM = "\ufeff"
 
 
-class SkillError(ValueError):
+class SkillError(UserError):
     """A skill that cannot be built; names the file and the field at fault."""
 
     def __init__(self, path: Path | str, field: str, message: str) -> None:

@@ -1,15 +1,21 @@
-"""Stage specs and content keys: what each stage reads, written where Snakemake can see it change.
+"""Stage specs and plan keys: what each stage reads, written where Snakemake can see it change.
 
 At parse time the workflow writes ``build/specs/...json`` per stage: the stage's version, the
-config keys it reads, the skill's content hash (skill stage), the base model's weights hash (model
-stage) and the content keys of the stages it reads from. The spec's own content key is the sha256
-of all that, so it names the exact content an artefact is built from; the store (s2l/store.py)
-files outputs under it.
+config keys that shape its output, the skill's content hash (``parse_skill``), the base model's
+content hash (``prepare_model``) and the plan keys of the stages whose outputs it reads. The spec's
+own **plan key** is the sha256 of all that. Settings that only decide whether a stage passes (like
+``strict``, or the minimum record counts) sit under ``checks``: they rerun the stage when changed
+but are left out of its key, so toggling them rebuilds nothing downstream.
 
 A spec file is rewritten only when its content changes, so its mtime moves only on a real change:
 touching or re-checking out a SKILL.md reruns nothing, editing it reruns that skill's chain, and a
-config change reruns only the stages whose keys changed. Each stage reads its settings back from
+config change reruns only the stages whose specs changed. Each stage reads its settings back from
 its spec, so the spec is also the stage's provenance record.
+
+The plan key says what a job is expected to read; the job itself computes an **input key** from
+the bytes it actually reads (s2l/runner.py), which is what the store files outputs under.
+
+Stage names are the rule names, everywhere: specs, manifests, store folders, ``s2l status``.
 """
 
 from __future__ import annotations
@@ -21,42 +27,81 @@ from pathlib import Path
 from typing import Any
 
 # Bump a stage's version when its code changes what it produces; that reruns it for every skill.
-STAGE_VERSIONS = {"model": 1, "skill": 1, "synthetic": 1, "dataset": 1, "adapter": 1, "eval": 1, "benchmark": 1}
-SKILL_STAGES = ("skill", "synthetic", "dataset", "adapter", "eval")
-# The stages whose outputs a stage reads; their keys are part of its key.
-UPSTREAM = {"skill": (), "synthetic": ("skill", "model"), "dataset": ("synthetic",), "adapter": ("dataset",),
-            "eval": ("adapter",)}
+STAGE_VERSIONS = {"prepare_model": 1, "parse_skill": 1, "synthesize": 1, "dataset": 1, "train": 1,
+                  "evaluate": 1, "benchmark": 1}
+SKILL_STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
+# Stages whose outputs a stage reads: their plan keys are part of its plan key, their output bytes
+# part of its input key.
+UPSTREAM = {
+    "parse_skill": ("prepare_model",),
+    "synthesize": ("parse_skill", "prepare_model"),
+    "dataset": ("synthesize", "parse_skill", "prepare_model"),
+    "train": ("dataset", "parse_skill", "prepare_model"),
+    "evaluate": ("train", "dataset", "parse_skill", "prepare_model"),
+}
 SPECS_DIR = Path("build/specs")
+# Config keys that shape a stage's output (in its key) ...
 STAGE_CONFIG_KEYS = {
-    "model": ("base_model",),
-    "skill": ("strict",),
-    "synthetic": ("generation", "seed"),
-    "dataset": ("dataset",),
-    "adapter": ("lora", "training", "seed"),
-    "eval": ("eval", "seed"),
+    "prepare_model": ("base_model",),
+    "parse_skill": (),
+    "synthesize": ("generation", "seed"),
+    "dataset": ("dataset.max_seq_len", "dataset.copy_ngram_words"),
+    "train": ("lora", "training", "seed"),
+    "evaluate": ("eval", "seed"),
     "benchmark": (),
 }
+# ... and config keys that only decide whether it passes (in its spec, not in its key).
+STAGE_CHECK_KEYS = {
+    "parse_skill": ("strict", "generation.generator.max_new_tokens", "generation.teacher.max_new_tokens"),
+    "dataset": ("dataset.min_train_records", "dataset.min_eval_records"),
+}
+NOT_KEYED = ("key", "inputs", "checks")
 
 
-def stage_spec(stage: str, config: dict[str, Any], skill: dict[str, str] | None = None) -> dict[str, Any]:
+def config_value(config: dict[str, Any], dotted: str) -> Any:
+    value = config
+    for name in dotted.split("."):
+        value = value[name]
+    return value
+
+
+def config_slice(config: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:
+    """``{"dataset": {"max_seq_len": 512}}`` for ``("dataset.max_seq_len",)``: nested as in the config."""
+    sliced: dict[str, Any] = {}
+    for dotted in dotted_keys:
+        *parents, leaf = dotted.split(".")
+        target = sliced
+        for name in parents:
+            target = target.setdefault(name, {})
+        target[leaf] = config_value(config, dotted)
+    return sliced
+
+
+def stage_spec(stage: str, config: dict[str, Any], skill: str | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "stage": stage,
         "version": STAGE_VERSIONS[stage],
-        "config": {key: config[key] for key in STAGE_CONFIG_KEYS[stage]},
+        "config": config_slice(config, STAGE_CONFIG_KEYS[stage]),
     }
+    if stage in STAGE_CHECK_KEYS:
+        spec["checks"] = config_slice(config, STAGE_CHECK_KEYS[stage])
     if skill is not None:
-        spec["skill"] = skill
+        spec["skill"] = {"key": skill}
     return spec
 
 
-def content_key(spec: dict[str, Any]) -> str:
-    """sha256 of what a stage's output depends on. ``inputs`` (where files are) is not content."""
-    keyed = {name: value for name, value in spec.items() if name not in ("key", "inputs")}
-    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+def sha256_json(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def plan_key(spec: dict[str, Any]) -> str:
+    """sha256 of what a stage's output depends on. ``inputs`` (where files are) is not content;
+    ``checks`` decide only whether the stage passes."""
+    return sha256_json({name: value for name, value in spec.items() if name not in NOT_KEYED})
 
 
 def keyed(spec: dict[str, Any]) -> dict[str, Any]:
-    return {**spec, "key": content_key(spec)}
+    return {**spec, "key": plan_key(spec)}
 
 
 def spec_path(stage: str, skill: str | None = None) -> Path:
@@ -64,25 +109,33 @@ def spec_path(stage: str, skill: str | None = None) -> Path:
 
 
 def plan_specs(
-    config: dict[str, Any], skills: dict[str, tuple[Path, str]], weights_sha256: str
+    config: dict[str, Any], skills: dict[str, tuple[Path, str]], model_sha256: str
 ) -> dict[Path, dict[str, Any]]:
     """Every stage spec of the build, keyed; ``skills`` maps a skill key to (folder, content sha256)."""
-    model = keyed({**stage_spec("model", config), "weights_sha256": weights_sha256})
-    specs = {spec_path("model"): model}
-    eval_keys = {}
+    model = keyed({**stage_spec("prepare_model", config), "model_sha256": model_sha256})
+    specs = {spec_path("prepare_model"): model}
+    evaluated = {}
     for skill, (folder, sha256) in skills.items():
-        keys = {"model": model["key"]}
+        keys = {"prepare_model": model["key"]}
         for stage in SKILL_STAGES:
-            spec = stage_spec(stage, config, {"key": skill, "sha256": sha256} if stage == "skill" else None)
+            spec = stage_spec(stage, config, skill)
             spec["upstream"] = {name: keys[name] for name in UPSTREAM[stage]}
-            if stage == "skill":
+            if stage == "parse_skill":
+                spec["skill"]["sha256"] = sha256
                 spec["inputs"] = {"dir": str(folder)}
             spec = keyed(spec)
             keys[stage] = spec["key"]
             specs[spec_path(stage, skill)] = spec
-        eval_keys[skill] = keys["eval"]
-    specs[spec_path("benchmark")] = keyed({**stage_spec("benchmark", config), "upstream": eval_keys})
+        evaluated[skill] = keys["evaluate"]
+    specs[spec_path("benchmark")] = keyed({**stage_spec("benchmark", config), "upstream": evaluated})
     return specs
+
+
+def upstream_stage(spec: dict[str, Any], name: str) -> tuple[str, str | None]:
+    """(stage, skill) of an entry in ``spec["upstream"]``: the benchmark's are keyed by skill."""
+    if spec["stage"] == "benchmark":
+        return "evaluate", name
+    return name, None if name == "prepare_model" else spec["skill"]["key"]
 
 
 def _brief(value: Any) -> str:

@@ -1,5 +1,5 @@
 """``s2l status``: per skill and stage, up to date / stale (and why) / restorable from the store,
-from the same content keys the build uses."""
+from the same plan keys the build uses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from s2l.plan import STORED_STAGES, manifest_path, planned_skills
+from s2l.plan import STORED_STAGES, BuildPlan, manifest_path
 from s2l.specs import diff_specs, spec_path
 from s2l.store import Store
 
@@ -20,26 +20,25 @@ def why_stale(built: dict[str, Any], expected: dict[str, Any]) -> str:
     return "; ".join(reasons) or "rebuilt since (key differs)"
 
 
-def target_status(stage: str, skill: str | None, plan: dict[Path, dict[str, Any]], workdir: Path,
-                  store: Store) -> tuple[str, str]:
-    expected = plan[spec_path(stage, skill)]
+def target_status(stage: str, skill: str | None, plan: BuildPlan, workdir: Path, store: Store) -> tuple[str, str]:
+    expected = plan.specs[spec_path(stage, skill)]
     manifest_file = workdir / manifest_path(stage, skill)
     if manifest_file.is_file():
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
         outputs_exist = all((workdir / o["path"]).exists() for o in manifest["outputs"].values())
-        if manifest["key"] == expected["key"] and outputs_exist:
+        if manifest["spec"] == expected and outputs_exist:
             return "up to date", ""
         reason = why_stale(manifest["spec"], expected) if outputs_exist else "output missing"
     else:
         reason = "never built"
-    if store.has(stage, expected["key"]):
+    if store.has_plan(stage, expected["key"]):
         return "cached", f"restorable from the store ({reason})"
     return "stale", reason
 
 
-def status_table(plan: dict[Path, dict[str, Any]], workdir: Path, store: Store) -> list[tuple[str, str, str, str]]:
+def status_table(plan: BuildPlan, workdir: Path, store: Store) -> list[tuple[str, str, str, str]]:
     """(skill, stage, state, why) rows; the benchmark is the last row, under skill "*"."""
     rows = [(skill, stage, *target_status(stage, skill, plan, workdir, store))
-            for skill in planned_skills(plan) for stage in STORED_STAGES]
+            for skill in plan.skills for stage in STORED_STAGES]
     rows.append(("*", "benchmark", *target_status("benchmark", None, plan, workdir, store)))
     return rows

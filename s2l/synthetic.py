@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from s2l.chat import Message, conversation
+from s2l.errors import UserError
+from s2l.chat import Message, conversation, prompt_ids
 from s2l.generation import Backend, Completion, Sampling
 from s2l.skill import Skill
 
@@ -32,6 +33,20 @@ AREAS = (
 FEW_SHOT_EXAMPLES = 4
 MAX_ROUNDS = 4
 MIN_REQUEST_CHARS = 16
+
+
+class SynthesisError(UserError):
+    """The generator wrote nothing the teacher could answer."""
+
+
+def teacher_conversation(skill: Skill, request: str) -> list[Message]:
+    """What the teacher sees: the full SKILL.md as its system prompt, then the request."""
+    return conversation(request, system=skill.text)
+
+
+def teacher_prompt_tokens(skill: Skill, tokenizer) -> int:
+    """Tokens of the teacher's prompt before the request: what a skill costs the context window."""
+    return len(prompt_ids(tokenizer, teacher_conversation(skill, "")))
 
 
 @dataclass(frozen=True)
@@ -108,7 +123,7 @@ def answer_requests(
         if not pending:
             break
         completions = backend.complete(
-            [conversation(requests[i], system=skill.text) for i in pending],
+            [teacher_conversation(skill, requests[i]) for i in pending],
             role.sampling,
             seed + 7919 * attempt,
             desc=f"{skill.key}: answers" + (f" (attempt {attempt + 1})" if attempt else ""),
@@ -131,7 +146,13 @@ def synthesize(
     """Yield one record per request: train split first, then the disjoint eval split."""
     generator_backend, generator_role = generator
     teacher_backend, teacher_role = teacher
-    requests = generate_requests(skill, generator_backend, generator_role, train_examples + eval_examples, seed)
+    asked = train_examples + eval_examples
+    requests = generate_requests(skill, generator_backend, generator_role, asked, seed)
+    if not requests:
+        raise SynthesisError(
+            f"skill {skill.key!r}: the generator wrote no usable request ({asked} asked, in {MAX_ROUNDS} rounds; "
+            f"each must end within generation.generator.max_new_tokens={generator_role.max_new_tokens} tokens, "
+            f"hold at least {MIN_REQUEST_CHARS} characters and differ from the others and from evals.json)")
     answers, attempts = answer_requests(skill, requests, teacher_backend, teacher_role, teacher_attempts, seed)
     # If the generator fell short, both splits shrink in proportion.
     train_count = min(train_examples, round(len(requests) * train_examples / (train_examples + eval_examples)))

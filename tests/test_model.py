@@ -28,7 +28,7 @@ def test_prepared_model_is_plain_safetensors(base_model_dir: Path) -> None:
     assert "quantization_config" not in config  # training refuses a GGUF-marked model
     assert (base_model_dir / "model.safetensors").stat().st_size > 100_000_000
     manifest = json.loads((base_model_dir / MANIFEST).read_text())
-    assert len(manifest["weights_sha256"]) == 64
+    assert len(manifest["source_sha256"]) == 64
     assert manifest["parameters"] > 100_000_000
 
 

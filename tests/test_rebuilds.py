@@ -1,13 +1,16 @@
-"""Content-hashed targets on the real workflow: minimal rebuilds, provenance, restore from the store.
+"""Content-hashed targets on the real workflow: minimal rebuilds, provenance, restore from the store,
+forced rebuilds, early cutoff, refusal of stale inputs, a store that is verified on restore.
 
 One work directory with three skills is built once; the tests run in file order and each leaves it
-fully built again, so the next one starts from an up-to-date build.
+fully built again, so the next one starts from an up-to-date build. The base model source is a copy
+of the session's prepared model (hard links, so a file is replaced, never edited in place).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,6 +26,7 @@ SKILLS = ("commit-messages", "conventional-commits", "keep-a-changelog")
 EDITED = SKILLS[1]
 CHAIN = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 STORED = ("synthesize", "dataset", "train", "evaluate")
+CHAT_TEMPLATE = "chat_template.jinja"
 TINY = {  # smaller still than tests/quick.yaml: this module builds three skills several times
     "generation": {"train_examples": 6, "eval_examples": 2},
     "eval": {"max_new_tokens": 12, "batch_size": 16},
@@ -67,35 +71,57 @@ def dry_run(workdir: Path, *configfiles: Path) -> set[tuple[str, str | None]]:
     return scheduled_jobs(result.stdout)
 
 
+def manifest(workdir: Path, skill: str, stage: str) -> dict:
+    return json.loads((workdir / "build" / "manifests" / skill / f"{stage}.json").read_text())
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to a new file at ``path``: the old one may be a hard link to a shared file."""
+    path.unlink()
+    path.write_text(text)
+
+
+def s2l(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s2l", *args], cwd=workdir, capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("rebuilds")
+    shutil.copytree(base_model_dir, root / "model", copy_function=os.link)
     for key in SKILLS[1:]:
         shutil.copytree(ROOT / "skills" / key, root / "skills" / key)
     shutil.copytree(ROOT / "skills" / "conventional-commits", root / "skills" / SKILLS[0])
     renamed = root / "skills" / SKILLS[0] / "SKILL.md"
     renamed.write_text(renamed.read_text().replace("name: conventional-commits", f"name: {SKILLS[0]}"))
     settings = {"skills_dir": str(root / "skills"), "cache_dir": str(root / "store"),
-                "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"}, **TINY}
+                "base_model": {"source": str(root / "model"), "id": "SmolLM2-135M-Instruct"}, **TINY}
     (root / "test.yaml").write_text(yaml.safe_dump(settings))
     build(root)
     return root
 
 
-def test_every_artefact_has_a_manifest_with_its_content_key(workdir: Path) -> None:
+def test_every_artefact_has_a_manifest_with_its_keys(workdir: Path) -> None:
     build_dir = workdir / "build"
     for skill in SKILLS:
-        for stage in ("synthetic", "dataset", "adapter", "eval"):
-            manifest = json.loads((build_dir / "manifests" / skill / f"{stage}.json").read_text())
+        for stage in STORED:
+            built = manifest(workdir, skill, stage)
             spec = json.loads((build_dir / "specs" / skill / f"{stage}.json").read_text())
-            assert manifest["key"] == spec["key"] and len(manifest["key"]) == 64
-            assert manifest["spec"]["config"] == spec["config"]
-            for output in manifest["outputs"].values():
-                assert (workdir / output["path"]).exists() and len(output["sha256"]) == 64
-        adapter_key = json.loads((build_dir / "specs" / skill / "adapter.json").read_text())["key"]
+            assert built["key"] == spec["key"] and built["spec"] == spec
+            assert len(built["input_key"]) == 64 and built["input_key"] != built["key"]
+            for output in built["outputs"].values():
+                path = workdir / output["path"]
+                assert path.exists() and len(output["sha256"]) == 64
+                if path.is_file():
+                    assert output["sha256"] == file_sha256(path)
+        # What training read: the dataset's bytes, as the dataset's own manifest recorded them.
+        dataset_records = manifest(workdir, skill, "dataset")["outputs"]["records.jsonl"]["sha256"]
+        assert manifest(workdir, skill, "train")["reads"]["dataset"]["records.jsonl"] == dataset_records
+        assert manifest(workdir, skill, "train")["facts"] == {"precision": "float32 LoRA on cpu"}
+        adapter_key = json.loads((build_dir / "specs" / skill / "train.json").read_text())["key"]
         assert adapter_key in (build_dir / "adapters" / skill / "README.md").read_text()
-    model = json.loads((build_dir / "specs" / "model.json").read_text())
-    assert len(model["weights_sha256"]) == 64
+    model = json.loads((build_dir / "specs" / "prepare_model.json").read_text())
+    assert len(model["model_sha256"]) == 64
     assert json.loads((build_dir / "manifests" / "benchmark.json").read_text())["key"]
 
 
@@ -112,14 +138,14 @@ def test_lora_rank_reruns_training_eval_and_aggregate_only(workdir: Path) -> Non
     rank8 = override(workdir, "rank8", {"lora": {"r": 8}})
     assert dry_run(workdir, rank8) == jobs_for(("train", "evaluate"))
     explained = status(workdir, rank8)
-    assert explained[(SKILLS[0], "synthetic")] == ("up to date", "")
-    assert explained[(SKILLS[0], "adapter")] == ("stale", "config.lora.r: 16 -> 8")
-    assert explained[(SKILLS[0], "eval")] == ("stale", "adapter changed")
+    assert explained[(SKILLS[0], "synthesize")] == ("up to date", "")
+    assert explained[(SKILLS[0], "train")] == ("stale", "config.lora.r: 16 -> 8")
+    assert explained[(SKILLS[0], "evaluate")] == ("stale", "train changed")
     trained = build(workdir, rank8)
     assert trained.stdout.count("adapter in build/adapters") == len(SKILLS)
     # Back to rank 16: the rank-16 adapters come back from the store, no training step runs.
     restored = build(workdir)
-    assert restored.stdout.count("adapter: restored from the store") == len(SKILLS)
+    assert restored.stdout.count("train: restored from the store") == len(SKILLS)
     assert "adapter in build/adapters" not in restored.stdout
 
 
@@ -142,13 +168,102 @@ def test_edit_build_revert_build_restores_without_generation_or_training(workdir
     assert file_sha256(adapter) != original_adapter
 
     skill_md.write_text(original)
-    state, why = status(workdir)[(EDITED, "adapter")]
+    state, why = status(workdir)[(EDITED, "train")]
     assert state == "cached" and why.startswith("restorable from the store")
     reverted = build(workdir)
     assert reverted.stdout.count("restored from the store") == len(STORED) + 1
     output = reverted.stdout + reverted.stderr
     assert f"{EDITED}: requests" not in output and "adapter in build/adapters" not in output
     assert file_sha256(adapter) == original_adapter
+
+
+def test_forcerun_train_retrains_and_refreshes_the_store(workdir: Path) -> None:
+    entries = {skill: workdir / "store" / "train" / key[:2] / key / "manifest.json"
+               for skill in SKILLS for key in [manifest(workdir, skill, "train")["input_key"]]}
+    stored_at = {skill: entry.stat().st_mtime_ns for skill, entry in entries.items()}
+    forced = build(workdir, "--forcerun", "train")
+    assert forced.stdout.count("adapter in build/adapters") == len(SKILLS)
+    assert "train: restored from the store" not in forced.stdout
+    for skill, entry in entries.items():
+        assert entry.stat().st_mtime_ns > stored_at[skill]  # the entry was replaced by the new build
+        assert json.loads(entry.read_text())["restored_from_store"] is False
+
+
+def test_an_identical_upstream_rerun_cuts_off_early(workdir: Path) -> None:
+    # The dataset is built again from the same records: the same bytes, so training and eval, which
+    # Snakemake schedules after it, find their input keys in the store and restore.
+    rerun = build(workdir, "--forcerun", "dataset")
+    assert rerun.stdout.count("kept {") == len(SKILLS)
+    for stage in ("train", "evaluate"):
+        assert rerun.stdout.count(f"{stage}: restored from the store") == len(SKILLS)
+    assert "adapter in build/adapters" not in rerun.stdout and "pass rates" not in rerun.stdout
+
+
+def test_toggling_strict_reruns_only_parsing(workdir: Path) -> None:
+    strict = override(workdir, "strict", {"strict": True})
+    scheduled = dry_run(workdir, strict)
+    assert {(rule, skill) for rule, skill in scheduled if rule == "parse_skill"} == jobs_for(("parse_skill",)) - {
+        ("benchmark", None)}
+    for configfiles in ((strict,), ()):  # to strict and back again
+        result = build(workdir, *configfiles)
+        output = result.stdout + result.stderr
+        assert result.stdout.count("restored from the store") == len(SKILLS) * len(STORED) + 1
+        assert "requests" not in output and "adapter in build/adapters" not in output and "pass rates" not in output
+    assert dry_run(workdir) == set()
+
+
+def test_a_skill_edited_after_planning_is_refused(workdir: Path) -> None:
+    skill_md = workdir / "skills" / EDITED / "SKILL.md"
+    original = skill_md.read_text()
+    skill_md.write_text(original + "\nEdited while the build was running.\n")
+    try:
+        job = s2l(workdir, "parse-skill", "--spec", f"build/specs/{EDITED}/parse_skill.json", "--model",
+                  "build/models/base", "--out", "planned.json", "--manifest", "planned-manifest.json")
+    finally:
+        skill_md.write_text(original)
+    assert job.returncode == 1
+    assert f"{EDITED}/SKILL.md: content: changed since the build was planned" in job.stderr
+    assert not (workdir / "planned.json").exists()
+
+
+def test_an_output_changed_by_hand_is_refused_downstream(workdir: Path) -> None:
+    dataset = workdir / "build" / "datasets" / f"{EDITED}.jsonl"
+    original, built = dataset.read_bytes(), dataset.stat()
+    dataset.write_bytes(original.replace(b'"content": "', b'"content": "Edited. ', 1))
+    try:
+        job = s2l(workdir, "train", "--spec", f"build/specs/{EDITED}/train.json", "--skill",
+                  f"build/skills/{EDITED}.json", "--dataset", str(dataset), "--model", "build/models/base",
+                  "--out", "elsewhere", "--manifest", "elsewhere.json")
+    finally:
+        dataset.write_bytes(original)
+        os.utime(dataset, ns=(built.st_atime_ns, built.st_mtime_ns))  # as it was, for Snakemake too
+    assert job.returncode == 1
+    assert f"build/datasets/{EDITED}.jsonl: changed since dataset built it" in job.stderr
+    assert not (workdir / "elsewhere").exists()
+    assert dry_run(workdir) == set()  # the original bytes are back: nothing to do
+
+
+def test_a_corrupted_store_entry_is_rebuilt_not_restored(workdir: Path) -> None:
+    key = manifest(workdir, EDITED, "train")["input_key"]
+    stored = workdir / "store" / "train" / key[:2] / key / "adapter" / "adapter_model.safetensors"
+    stored.write_bytes(stored.read_bytes()[:1000])
+    shutil.rmtree(workdir / "build" / "adapters" / EDITED)
+    result = build(workdir)
+    assert f"store entry {stored.parent.parent} is damaged" in result.stderr
+    assert f"adapter in build/adapters/{EDITED}" in result.stdout
+    adapter = workdir / "build" / "adapters" / EDITED / "adapter_model.safetensors"
+    assert adapter.stat().st_size > 1000 and file_sha256(adapter) == file_sha256(stored)
+
+
+def test_a_changed_chat_template_reruns_from_the_model_on(workdir: Path) -> None:
+    template = workdir / "model" / CHAT_TEMPLATE
+    original = template.read_text()
+    replace_file(template, original.replace("<|im_start|>", "<|im_start|> "))
+    try:
+        assert dry_run(workdir) == jobs_for(CHAIN) | {("prepare_model", None)}
+    finally:
+        replace_file(template, original)
+    assert dry_run(workdir) == set()
 
 
 def test_losing_snakemake_metadata_retrains_nothing(workdir: Path) -> None:

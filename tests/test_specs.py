@@ -1,4 +1,5 @@
-"""Stage specs: s2l.specs."""
+"""Stage specs and plan keys: s2l.specs. Which specs a config change touches is written out by hand
+here, from what each stage reads, not derived from the tables in s2l/specs.py."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s2l.specs import STAGE_CONFIG_KEYS, STAGE_VERSIONS, read_spec, stage_spec, write_if_changed
+from s2l.config import validated
+from s2l.schemas import SchemaError
+from s2l.specs import plan_specs, read_spec, write_if_changed
 
 CONFIG = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text(encoding="utf-8"))
 OLD = 1_000_000_000_000_000_000  # 2001-09-09, in ns
+SKILLS = {"alpha": (Path("skills/alpha"), "a" * 64), "beta": (Path("skills/beta"), "b" * 64)}
+MODEL = "c" * 64
+CHAIN = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 
 
 def test_write_if_changed(tmp_path):
-    path = tmp_path / "specs" / "demo" / "adapter.json"
-    spec = {"stage": "adapter", "config": {"lora": {"r": 8}}}
+    path = tmp_path / "specs" / "demo" / "train.json"
+    spec = {"stage": "train", "config": {"lora": {"r": 8}}}
 
     assert write_if_changed(path, spec) is True
     assert read_spec(path) == spec
@@ -28,7 +34,7 @@ def test_write_if_changed(tmp_path):
     assert write_if_changed(path, copy.deepcopy(spec)) is False
     assert path.stat().st_mtime_ns == OLD
 
-    changed = {"stage": "adapter", "config": {"lora": {"r": 16}}}
+    changed = {"stage": "train", "config": {"lora": {"r": 16}}}
     assert write_if_changed(path, changed) is True
     assert path.stat().st_mtime_ns != OLD
     assert read_spec(path) == changed
@@ -50,76 +56,105 @@ def test_write_if_changed_replaces_a_foreign_file(tmp_path):
     assert write_if_changed(path, {"a": 1}) is False
 
 
-@pytest.mark.parametrize("stage", sorted(STAGE_CONFIG_KEYS))
-def test_stage_spec_has_only_its_keys(stage):
-    spec = stage_spec(stage, CONFIG)
-    assert spec["stage"] == stage
-    assert spec["version"] == STAGE_VERSIONS[stage]
-    assert set(spec["config"]) == set(STAGE_CONFIG_KEYS[stage])
-    assert "skill" not in spec
-    for key in STAGE_CONFIG_KEYS[stage]:
-        assert spec["config"][key] == CONFIG[key]
+def plan(config: dict, skills: dict = SKILLS, model: str = MODEL) -> dict[str, dict]:
+    """``"alpha/train"`` / ``"benchmark"`` -> spec."""
+    return {str(path.relative_to("build/specs").with_suffix("")): spec
+            for path, spec in plan_specs(config, skills, model).items()}
 
 
-def test_every_stage_has_a_version():
-    assert set(STAGE_VERSIONS) == set(STAGE_CONFIG_KEYS)
-
-
-def specs_for(config: dict) -> dict[str, dict]:
-    return {stage: stage_spec(stage, config) for stage in STAGE_CONFIG_KEYS}
-
-
-def changed_stages(edit) -> set[str]:
+def changes(edit) -> tuple[set[str], set[str]]:
+    """(specs whose file changes, specs whose key changes) when ``edit`` is applied to the config."""
     config = copy.deepcopy(CONFIG)
     edit(config)
-    before, after = specs_for(CONFIG), specs_for(config)
-    return {stage for stage in STAGE_CONFIG_KEYS if before[stage] != after[stage]}
+    before, after = plan(CONFIG), plan(config)
+    return ({name for name in before if before[name] != after[name]},
+            {name for name in before if before[name]["key"] != after[name]["key"]})
 
 
-def test_lora_change_reruns_only_adapter():
+def per_skill(*stages: str) -> set[str]:
+    return {f"{skill}/{stage}" for skill in SKILLS for stage in stages}
+
+
+def test_lora_rank_changes_training_and_what_reads_the_adapter():
     def edit(config):
-        config["lora"]["r"] = config["lora"]["r"] * 2
+        config["lora"]["r"] = 8
 
-    assert changed_stages(edit) == {"adapter"}
+    expected = per_skill("train", "evaluate") | {"benchmark"}
+    assert changes(edit) == (expected, expected)
 
 
-def test_generation_change_reruns_only_synthetic():
+def test_generation_setting_changes_everything_from_synthesis_on():
     def edit(config):
-        config["generation"]["train_examples"] = config["generation"]["train_examples"] + 1
+        config["generation"]["generator"]["temperature"] = 1.0
 
-    assert changed_stages(edit) == {"synthetic"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    assert changes(edit) == (expected, expected)
 
 
-def test_seed_change_reruns_seeded_stages():
+def test_seed_changes_every_seeded_stage_and_what_follows():
     def edit(config):
-        config["seed"] = config["seed"] + 1
+        config["seed"] = 7
 
-    assert changed_stages(edit) == {"synthetic", "adapter", "eval"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    assert changes(edit) == (expected, expected)
 
 
-def test_unrelated_key_changes_nothing():
+def test_strict_reruns_parsing_only_and_changes_no_key():
+    def edit(config):
+        config["strict"] = True
+
+    assert changes(edit) == (per_skill("parse_skill"), set())
+
+
+def test_minimum_record_counts_rerun_the_dataset_check_only():
+    def edit(config):
+        config["dataset"]["min_train_records"] = 3
+
+    assert changes(edit) == (per_skill("dataset"), set())
+
+
+def test_a_longer_teacher_budget_rechecks_the_context_and_regenerates():
+    def edit(config):
+        config["generation"]["teacher"]["max_new_tokens"] = 256
+
+    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)
+
+
+def test_settings_no_stage_reads_change_nothing():
     def edit(config):
         config["offline"] = not config["offline"]
+        config["store"] = "write"
+        config["cache_dir"] = "elsewhere"
 
-    assert changed_stages(edit) == set()
-
-
-def test_missing_config_key_raises():
-    config = {key: value for key, value in CONFIG.items() if key != "lora"}
-    with pytest.raises(KeyError):
-        stage_spec("adapter", config)
-    assert stage_spec("synthetic", config) == stage_spec("synthetic", CONFIG)
+    assert changes(edit) == (set(), set())
 
 
-def test_skill_spec_carries_the_skill(tmp_path):
-    skill = {"key": "demo", "dir": "skills/demo", "sha256": "a" * 64}
-    spec = stage_spec("skill", CONFIG, skill)
-    assert spec["skill"] == skill
-    assert spec["config"] == {"strict": CONFIG["strict"]}
+def test_a_skill_edit_changes_only_that_skills_chain_and_the_benchmark():
+    edited = {**SKILLS, "beta": (Path("skills/beta"), "d" * 64)}
+    before, after = plan(CONFIG), plan(CONFIG, edited)
+    changed = {name for name in before if before[name]["key"] != after[name]["key"]}
+    assert changed == {f"beta/{stage}" for stage in CHAIN} | {"benchmark"}
 
-    other = stage_spec("skill", CONFIG, {**skill, "sha256": "b" * 64})
-    path = tmp_path / "skill.json"
-    assert write_if_changed(path, spec) is True
-    assert write_if_changed(path, spec) is False
-    assert write_if_changed(path, other) is True
-    assert read_spec(path)["skill"]["sha256"] == "b" * 64
+
+def test_a_model_change_changes_every_key():
+    before, after = plan(CONFIG), plan(CONFIG, model="e" * 64)
+    assert all(before[name]["key"] != after[name]["key"] for name in before)
+
+
+def test_skill_spec_carries_the_skill_and_where_it_is():
+    spec = plan(CONFIG)["alpha/parse_skill"]
+    assert spec["skill"] == {"key": "alpha", "sha256": "a" * 64}
+    assert spec["inputs"] == {"dir": "skills/alpha"}
+    moved = plan(CONFIG, {**SKILLS, "alpha": (Path("elsewhere/alpha"), "a" * 64)})["alpha/parse_skill"]
+    assert moved["key"] == spec["key"]  # where a skill lies is not what it is
+
+
+@pytest.mark.parametrize("spelling", ["true", "True", "TRUE", "yes", True])
+def test_strict_accepts_the_spellings_of_true(spelling):
+    assert validated({**CONFIG, "strict": spelling})["strict"] is True
+
+
+def test_a_non_boolean_strict_names_the_key():
+    with pytest.raises(SchemaError, match=r"\$\.strict"):
+        validated({**CONFIG, "strict": "maybe"})

@@ -7,6 +7,7 @@ the last test edits a skill, so it must stay last.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +28,9 @@ MALFORMED = {
                  "bad-yaml/SKILL.md: frontmatter: unparseable YAML"),
 }
 STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
+# Folders that cannot be skills: skipped with a warning naming them, the rest of the build goes on.
+UNUSABLE = {"Literature_Review": "SKILL.md", ".draft": "SKILL.md", "lower-case": "skill.md"}
+LONG = "long-skill"  # a SKILL.md over the base model's 8,192-token context
 
 pytestmark = pytest.mark.workflow
 
@@ -52,6 +56,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> P
     for key, (text, _) in MALFORMED.items():
         (skills / key).mkdir(parents=True)
         (skills / key / "SKILL.md").write_text(text)
+    for folder, file_name in UNUSABLE.items():
+        shutil.copytree(ROOT / "skills" / GOOD[0], skills / folder)
+        (skills / folder / "SKILL.md").rename(skills / folder / file_name)
+    copy_skill(skills, LONG, f"name: {LONG}")
+    long_text = (skills / LONG / "SKILL.md").read_text()
+    (skills / LONG / "SKILL.md").write_text(long_text + "\n".join(
+        f"{n}. Rule {n}: the scope names the module touched, in lower case, and never the ticket number." for n in
+        range(700)))
     # The session's prepared model serves as a local model folder source (the GGUF path is tested too).
     overrides = {"skills_dir": str(skills), "cache_dir": str(root / "store"),
                  "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"}}
@@ -69,6 +81,17 @@ def test_malformed_skills_fail_naming_file_and_field(first_build: subprocess.Com
     output = first_build.stdout + first_build.stderr
     for _, expected in MALFORMED.values():
         assert expected in output
+
+
+def test_unusable_folders_are_skipped_with_a_warning(first_build: subprocess.CompletedProcess) -> None:
+    for folder in UNUSABLE:
+        assert f"{folder}: skipped" in first_build.stderr
+
+
+def test_a_skill_longer_than_the_context_is_refused_at_parse_time(first_build: subprocess.CompletedProcess) -> None:
+    message = re.search(rf"{LONG}/SKILL.md: length: skill '{LONG}' needs ([\d,]+) tokens.*context is 8,192 tokens",
+                        first_build.stderr)
+    assert message and int(message.group(1).replace(",", "")) > 8192
 
 
 def test_other_skills_still_build_every_artefact(workdir: Path, first_build: subprocess.CompletedProcess) -> None:
@@ -90,7 +113,7 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         evaluation = json.loads((build / "eval" / f"{key}.json").read_text())
         validate(evaluation, "eval_report.schema.json")
         assert evaluation["token_saving"]["prompt_tokens_per_request"] > 100
-    for key in MALFORMED:
+    for key in (*MALFORMED, *UNUSABLE, LONG):
         assert not (build / "adapters" / key).exists()
 
 
@@ -103,7 +126,7 @@ def test_spec_deviations_are_warnings_in_log_and_report(workdir: Path, first_bui
 
 
 def test_benchmark_aggregates_once_malformed_skills_are_gone(workdir: Path, first_build) -> None:
-    for key in MALFORMED:
+    for key in (*MALFORMED, LONG):
         shutil.rmtree(workdir / "skills" / key)
     assert scheduled_jobs(snakemake(workdir, "-n").stdout) == {("benchmark", None)}
     result = snakemake(workdir)
@@ -115,18 +138,25 @@ def test_benchmark_aggregates_once_malformed_skills_are_gone(workdir: Path, firs
     assert (workdir / "build" / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_adapter_loads_with_peft_and_generates(workdir: Path, base_model_dir: Path) -> None:
-    import torch
+def test_adapter_loads_with_peft_and_scores_as_in_its_eval_report(workdir: Path, base_model_dir: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from s2l.chat import conversation
+    from s2l.scoring import answer_nll
+
+    report = json.loads((workdir / "build" / "eval" / f"{GOOD[0]}.json").read_text())
+    case = next(c for c in json.loads((ROOT / "skills" / GOOD[0] / "evals" / "evals.json").read_text())["evals"])
+    scored = {a["id"]: a["reference_nll"] for a in report["conditions"]["adapter"]["answers"]}
     base = AutoModelForCausalLM.from_pretrained(base_model_dir)
-    model = PeftModel.from_pretrained(base, workdir / "build" / "adapters" / GOOD[0])
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
-    inputs = tokenizer("Write a commit message:", return_tensors="pt")
-    with torch.inference_mode():
-        output = model.generate(**inputs, max_new_tokens=5, do_sample=False)
-    assert output.shape[1] > inputs["input_ids"].shape[1]
+    messages = [conversation(case["prompt"])]
+    without = answer_nll(base, tokenizer, messages, [case["expected_output"]])[0]
+    model = PeftModel.from_pretrained(base, workdir / "build" / "adapters" / GOOD[0]).eval()
+    with_adapter = answer_nll(model, tokenizer, messages, [case["expected_output"]])[0]
+    # The folder as PEFT loads it is the adapter the evaluation scored, and it moves the base model.
+    assert with_adapter == pytest.approx(scored[f"evals-{case['id']}"], rel=1e-3)
+    assert with_adapter != pytest.approx(without, rel=1e-4)
 
 
 def test_dag_renders_with_graphviz(workdir: Path) -> None:
@@ -150,15 +180,26 @@ def test_touch_without_change_schedules_nothing(workdir: Path) -> None:
 
 
 def test_strict_mode_refuses_spec_deviations(workdir: Path, tmp_path: Path, base_model_dir: Path) -> None:
-    # A separate work directory: strict is part of every skill's spec, so flipping it here would
-    # rebuild the shared one.
+    # A separate work directory: flipping strict here would rerun parsing in the shared one.
     (tmp_path / "skills").mkdir()
     write_deviant_skill(tmp_path / "skills")
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"skills_dir": str(tmp_path / "skills"), "strict": True,
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"skills_dir": str(tmp_path / "skills"),
                                                         "base_model": {"source": str(base_model_dir), "id": "x"}}))
-    result = snakemake(tmp_path, f"build/skills/{DEVIANT}.json")
+    # As the README writes it: Snakemake hands over the string "true".
+    result = snakemake(tmp_path, f"build/skills/{DEVIANT}.json", "--config", "strict=true")
     assert result.returncode != 0
     assert f"{DEVIANT}/SKILL.md: spec: strict mode refuses deviations" in result.stdout + result.stderr
+
+
+def test_an_empty_skills_dir_is_a_one_line_error(tmp_path: Path, base_model_dir: Path) -> None:
+    (tmp_path / "skills").mkdir()
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"skills_dir": str(tmp_path / "skills"),
+                                                        "base_model": {"source": str(base_model_dir), "id": "x"}}))
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "no skill in it" in line]
+    assert lines == [f"skills_dir {tmp_path / 'skills'}: no skill in it (a skill is a folder holding SKILL.md)"]
 
 
 def test_editing_one_skill_schedules_only_its_chain_and_the_aggregate(workdir: Path) -> None:

@@ -1,0 +1,242 @@
+"""The build stages, one function each, as the Snakemake rules run them through ``s2l <stage>``.
+
+Each reads its settings from its spec, hands its build to ``run_stage`` (which restores from the
+store or builds, then writes the manifest) and writes its outputs. Stage names are the rule names.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from s2l.dataset import DatasetSettings
+from s2l.model import ModelSourceError
+from s2l.runner import StageRun, run_stage
+from s2l.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
+from s2l.specs import software_versions
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open(path, "w", encoding="utf-8") as stream:
+        for record in records:
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def report_warnings(skill_key: str, warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: skill {skill_key}: {warning}", file=sys.stderr)
+
+
+def base_model_provenance(model_dir: Path) -> dict[str, Any]:
+    from s2l.model import read_manifest
+
+    manifest = read_manifest(model_dir)
+    return {"model_id": manifest["model_id"], "source_sha256": manifest["source_sha256"], "path": str(model_dir)}
+
+
+def prepare_model(run: StageRun, out: Path) -> None:
+    def build(spec: dict[str, Any]) -> None:
+        from s2l.model import prepare_base_model, source_sha256
+        from s2l.plan import MODEL_SOURCE_MEMO
+
+        settings = spec["config"]["base_model"]
+        now = source_sha256(settings["source"], MODEL_SOURCE_MEMO)
+        if now != spec["model_sha256"]:
+            raise ModelSourceError(
+                f"base_model.source {settings['source']!r}: its files changed since the build was planned; "
+                f"rerun the build (snakemake)")
+        manifest = prepare_base_model(settings["source"], settings["id"], out, spec["model_sha256"])
+        print(f"prepared {manifest['model_id']} ({manifest['parameters']:,} parameters) in {out}")
+
+    run_stage(run, build)
+
+
+def check_fits_context(skill: Skill, model: Path, request_tokens: int, answer_tokens: int) -> None:
+    """Refuse a skill whose teacher prompt, with a request and an answer, overflows the base model's context."""
+    from s2l.model import context_length, load_tokenizer
+    from s2l.synthetic import teacher_prompt_tokens
+
+    limit = context_length(model)
+    prompt = teacher_prompt_tokens(skill, load_tokenizer(model))
+    needed = prompt + request_tokens + answer_tokens
+    if needed > limit:
+        raise SkillError(
+            skill.path, "length",
+            f"skill {skill.key!r} needs {needed:,} tokens: a teacher prompt of {prompt:,} tokens with the base "
+            f"model's tokenizer, plus a {request_tokens}-token request and a {answer_tokens}-token answer; the "
+            f"base model's context is {limit:,} tokens. Shorten SKILL.md, or use a base model with a longer context")
+
+
+def parse_skill(run: StageRun, model: Path, out: Path) -> None:
+    def build(spec: dict[str, Any]) -> None:
+        folder, planned = Path(spec["inputs"]["dir"]), spec["skill"]["sha256"]
+        changed = SkillError(folder / "SKILL.md", "content", "changed since the build was planned; rerun the build "
+                             "(snakemake) so every stage reads the same text")
+        if skill_sha256(folder) != planned:
+            raise changed
+        checks = spec["checks"]
+        skill = load_skill(folder, strict=checks["strict"])
+        if skill.sha256 != planned:  # edited while it was being read
+            raise changed
+        report_warnings(skill.key, skill.warnings)
+        generation = checks["generation"]
+        check_fits_context(skill, model, generation["generator"]["max_new_tokens"],
+                           generation["teacher"]["max_new_tokens"])
+        write_json(out, skill.to_json())
+
+    run_stage(run, build)
+
+
+def check_skills(folders: list[Path], strict: bool) -> bool:
+    """Validate every folder, printing one line each; True when all of them passed."""
+    passed = True
+    for folder in folders:
+        try:
+            skill = load_skill(folder, strict=strict)
+        except SkillError as error:
+            print(f"error: {error}", file=sys.stderr)
+            passed = False
+            continue
+        report_warnings(skill.key, skill.warnings)
+        print(f"ok: {folder} ({len(skill.evals)} evals, {len(skill.warnings)} warnings)")
+    return passed
+
+
+def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, threads: int) -> None:
+    def build(spec: dict[str, Any]) -> None:
+        from s2l.generation import LocalBackend
+        from s2l.model import load_model, load_tokenizer
+        from s2l.synthetic import Role
+        from s2l.synthetic import synthesize as synthesize_records
+
+        set_threads(threads)
+        settings = spec["config"]
+        generation, seed = settings["generation"], settings["seed"]
+        skill = read_parsed_skill(skill_file)
+        model_id = base_model_provenance(model)["model_id"]
+        backend = LocalBackend(load_model(model), load_tokenizer(model), model_id, generation["batch_size"])
+        roles = {name: Role(backend="local", model=model_id, **generation[name]) for name in ("generator", "teacher")}
+        records = synthesize_records(
+            skill,
+            generator=(backend, roles["generator"]),
+            teacher=(backend, roles["teacher"]),
+            train_examples=generation["train_examples"],
+            eval_examples=generation["eval_examples"],
+            seed=seed,
+            teacher_attempts=generation["teacher_attempts"],
+        )
+        count = write_jsonl(out, records)
+        print(f"{skill.key}: wrote {count} synthetic records to {out}")
+
+    run_stage(run, build)
+
+
+def dataset(run: StageRun, skill_file: Path, synthetic: Path, model: Path, out: Path, report_file: Path) -> None:
+    def build(spec: dict[str, Any]) -> None:
+        from s2l.dataset import build_dataset
+        from s2l.model import load_tokenizer
+
+        settings = DatasetSettings(**spec["config"]["dataset"], **spec["checks"]["dataset"])
+        skill = read_parsed_skill(skill_file)
+        records, report = build_dataset(read_jsonl(synthetic), skill, load_tokenizer(model), settings)
+        write_jsonl(out, records)
+        write_json(report_file, report)
+        print(f"{skill.key}: kept {report['kept']} of {report['input_records']}; dropped {report['dropped']}")
+
+    run_stage(run, build)
+
+
+def train(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, out: Path, threads: int) -> None:
+    from s2l.train import LoraSettings, TrainingSettings, training_precision
+
+    def build(spec: dict[str, Any]) -> None:
+        from s2l.train import train_adapter, write_model_card
+
+        set_threads(threads)
+        skill = read_parsed_skill(skill_file)
+        result = train_adapter(model, read_jsonl(dataset_file), lora, training, spec["config"]["seed"], out)
+        provenance = {
+            "skill": skill.identity,
+            "base_model": base_model_provenance(model),
+            "seed": spec["config"]["seed"],
+            "stage": {"name": spec["stage"], "version": spec["version"], "plan_key": spec["key"]},
+            "software": software_versions(),
+        }
+        write_model_card(out, provenance, lora, training, result)
+        print(f"{skill.key}: adapter in {out} ({result.steps} steps, final loss {result.final_loss:.4f})")
+
+    settings = json.loads(run.spec_file.read_text(encoding="utf-8"))["config"]
+    lora, training = LoraSettings(**settings["lora"]), TrainingSettings(**settings["training"])
+    # CPU and GPU adapters differ: the precision used is part of the input key, so they never share an entry.
+    run_stage(replace(run, facts={"precision": training_precision(training).label}), build)
+
+
+def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, adapter: Path, out: Path,
+             threads: int) -> None:
+    def build(spec: dict[str, Any]) -> None:
+        from s2l.evaluate import EvalSettings
+        from s2l.evaluate import evaluate as evaluate_conditions
+        from s2l.model import load_model, load_tokenizer
+        from s2l.schemas import validate
+
+        set_threads(threads)
+        settings = EvalSettings(**spec["config"]["eval"])
+        seed = spec["config"]["seed"]
+        skill = read_parsed_skill(skill_file)
+        loaded = load_model(model, adapter_dir=adapter)
+        results = evaluate_conditions(loaded, load_tokenizer(model), skill, read_jsonl(dataset_file), settings, seed)
+        report = {
+            "skill": skill.identity,
+            "base_model": base_model_provenance(model),
+            "adapter": str(adapter),
+            "seed": seed,
+            "plan_key": spec["key"],
+            "settings": spec["config"]["eval"],
+            "software": software_versions(),
+            **results,
+        }
+        validate(report, "eval_report.schema.json")
+        write_json(out, report)
+        rates = {c: v["pass_rate"]["all"]["mean"] for c, v in results["conditions"].items()}
+        print(f"{skill.key}: pass rates {rates}")
+
+    run_stage(run, build)
+
+
+def benchmark(run: StageRun, reports: list[Path], out_prefix: Path) -> None:
+    def build(spec: dict[str, Any]) -> None:
+        from s2l.report import markdown, plot, summarize
+        from s2l.schemas import validate
+
+        summary = summarize([json.loads(Path(path).read_text(encoding="utf-8")) for path in reports])
+        validate(summary, "benchmark.schema.json")
+        write_json(out_prefix.with_suffix(".json"), summary)
+        out_prefix.with_suffix(".md").write_text(markdown(summary), encoding="utf-8")
+        plot(summary, out_prefix.with_suffix(".png"))
+        print(markdown(summary))
+
+    run_stage(run, build)
