@@ -1,5 +1,8 @@
 """Dataset checks: validate synthetic records, filter them with a count per reason, and write
-training records that keep the request and the teacher's answer but drop the skill text."""
+training records that keep the request and the teacher's answer but drop the skill text.
+
+The report also says what the teacher's rejection sampling did: the answers it tried, how many
+passed the skill's checks (the raw pass rate), and how many requests found no passing answer."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from s2l.errors import UserError
 from s2l.chat import supervised_ids
 from s2l.schemas import SchemaError, validate
 from s2l.skill import Skill
+from s2l.overlap import NearDuplicates, word_ngrams
 from s2l.synthetic import normalize
 
 SYNTHETIC_SCHEMA = "synthetic_record.schema.json"
@@ -31,15 +35,11 @@ class DatasetSettings:
     copy_ngram_words: int = 12
 
 
-def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = text.lower().split()
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
 def rejection_reason(
     record: dict[str, Any],
     seen_requests: set[str],
     skill_ngrams: set[tuple[str, ...]],
+    evals: NearDuplicates,
     settings: DatasetSettings,
     token_count: Callable[[dict[str, Any]], int],
 ) -> str | None:
@@ -52,6 +52,10 @@ def rejection_reason(
         return "empty_answer"
     if record["finish_reason"] != "stop":
         return "truncated_answer"
+    if record.get("passed_checks") is False and record["teacher"].get("filter_by_checks"):
+        return "failed_checks"
+    if evals.find(record["request"]):
+        return "near_evals_prompt"
     request_key = normalize(record["request"])
     if request_key in seen_requests:
         return "duplicate_request"
@@ -76,6 +80,26 @@ def training_record(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def teacher_summary(records: list[dict[str, Any]], skill: Skill) -> dict[str, Any]:
+    """What rejection sampling did: budget, answers tried, raw pass rate, requests with no passing answer."""
+    teacher = records[0]["teacher"] if records else {}
+    tried = sum(record.get("samples", 1) for record in records)
+    passed = sum(record.get("passed_checks") is True for record in records)
+    summary = {
+        "skill_checks": len(skill.checks),
+        "filter_by_checks": bool(teacher.get("filter_by_checks")) and bool(skill.checks),
+        "samples_per_request": teacher.get("samples"),
+        "worked_examples": teacher.get("examples"),
+        "answers_tried": tried,
+        "answers_passing_checks": passed,
+        "raw_pass_rate": passed / tried if tried and skill.checks else None,
+        "requests_without_passing_answer": sum(record.get("passed_checks") is False for record in records),
+    }
+    if not skill.checks:
+        summary["note"] = "the skill has no machine checks in evals.json: nothing was filtered by checks"
+    return summary
+
+
 def build_dataset(
     records: Iterable[dict[str, Any]], skill: Skill, tokenizer, settings: DatasetSettings
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -87,13 +111,15 @@ def build_dataset(
         return len(ids)
 
     skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
+    evals = NearDuplicates([case["prompt"] for case in skill.evals])
     seen: set[str] = set()
     kept: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
     total = 0
+    records = list(records)
     for record in records:
         total += 1
-        reason = rejection_reason(record, seen, skill_ngrams, settings, token_count)
+        reason = rejection_reason(record, seen, skill_ngrams, evals, settings, token_count)
         if reason:
             dropped[reason] += 1
             continue
@@ -107,6 +133,7 @@ def build_dataset(
         "input_records": total,
         "kept": counts,
         "dropped": dict(sorted(dropped.items())),
+        "teacher": teacher_summary(records, skill),
         "warnings": skill.warnings,
         "settings": settings.__dict__,
     }

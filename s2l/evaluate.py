@@ -1,8 +1,11 @@
 """Evaluation: no skill vs the full SKILL.md in context vs the adapter (skill not in context).
 
 Prompts come from the held-out split (the teacher's answers are the references) and from the
-skill's evals.json (its expected outputs are the references). Answers are greedy and scored by the
-skill's machine checks; references are scored by their mean per-token NLL.
+skill's evals.json (its expected outputs are the references). Each prompt gets ``samples`` sampled
+answers per condition (greedy with temperature 0), scored by the skill's machine checks; a pass
+rate is the mean over prompts of the share of answers that pass, with a 95% bootstrap interval
+over prompts, and the adapter's differences from the other conditions get paired intervals
+(s2l/stats.py). References are scored by their mean per-token NLL.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from s2l.checks import failed_checks
 from s2l.generation import LocalBackend, Sampling
 from s2l.scoring import answer_nll
 from s2l.skill import Skill
+from s2l.stats import bootstrap, paired_difference
 
 CONDITIONS = ("no_skill", "skill_in_context", "adapter")
 
@@ -29,6 +33,13 @@ class NothingToEvaluateError(UserError):
 class EvalSettings:
     max_new_tokens: int = 128
     batch_size: int = 16
+    samples: int = 4  # answers per prompt and condition
+    temperature: float = 0.7  # 0: greedy
+    top_p: float = 0.95
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_p, self.max_new_tokens)
 
 
 @dataclass(frozen=True)
@@ -54,12 +65,16 @@ def eval_prompts(skill: Skill, records: list[dict[str, Any]]) -> list[EvalPrompt
     return prompts
 
 
-def rate(values: list[bool]) -> dict[str, Any]:
-    return {"n": len(values), "mean": fmean(values) if values else None}
-
-
 def mean_or_none(values: list[float]) -> float | None:
     return fmean(values) if values else None
+
+
+SOURCES = (("all", None), ("held_out", "held_out"), ("evals", "evals"))
+
+
+def pass_shares(answers: list[dict[str, Any]], source: str | None = None) -> list[float]:
+    """Per prompt with checks (from ``source``, or all), the share of its sampled answers that pass."""
+    return [fmean(a["passed"]) for a in answers if a["passed"] is not None and source in (None, a["source"])]
 
 
 def evaluate_condition(model, tokenizer, skill: Skill, prompts: list[EvalPrompt], condition: str,
@@ -67,38 +82,37 @@ def evaluate_condition(model, tokenizer, skill: Skill, prompts: list[EvalPrompt]
     system = skill.text if condition == "skill_in_context" else None
     conversations = [conversation(p.request, system=system) for p in prompts]
     backend = LocalBackend(model, tokenizer, model_id="", batch_size=settings.batch_size)
-    completions = backend.complete(
-        conversations, Sampling(max_new_tokens=settings.max_new_tokens), seed, desc=f"{skill.key}: {condition}"
-    )
+    completions = backend.complete([c for c in conversations for _ in range(settings.samples)], settings.sampling,
+                                   seed, desc=f"{skill.key}: {condition}")
     nll = answer_nll(model, tokenizer, conversations, [p.reference for p in prompts])
     answers = []
-    for prompt, completion, loss in zip(prompts, completions, nll):
-        failures = failed_checks(prompt.checks, completion.text) if prompt.checks else None
+    for number, (prompt, loss) in enumerate(zip(prompts, nll)):
+        sampled = completions[number * settings.samples:(number + 1) * settings.samples]
+        failures = [failed_checks(prompt.checks, c.text) for c in sampled] if prompt.checks else None
         answers.append({
             "id": prompt.id,
             "source": prompt.source,
-            "passed": None if failures is None else not failures,
-            "failed_checks": failures or [],
+            "passed": None if failures is None else [not f for f in failures],
+            "failed_checks": [] if failures is None else sorted({check for f in failures for check in f}),
             "reference_nll": loss,
-            "prompt_tokens": completion.prompt_tokens,
-            "answer": completion.text,
+            "prompt_tokens": sampled[0].prompt_tokens,
+            "answers": [c.text for c in sampled],
         })
 
-    def subset(source: str | None) -> list[dict[str, Any]]:
-        return [a for a in answers if source in (None, a["source"])]
-
     return {
-        "pass_rate": {
-            name: rate([a["passed"] for a in subset(source) if a["passed"] is not None])
-            for name, source in (("all", None), ("held_out", "held_out"), ("evals", "evals"))
-        },
-        "reference_nll": {
-            name: mean_or_none([a["reference_nll"] for a in subset(source)])
-            for name, source in (("all", None), ("held_out", "held_out"), ("evals", "evals"))
-        },
+        "pass_rate": {name: bootstrap(pass_shares(answers, source), seed) for name, source in SOURCES},
+        "reference_nll": {name: mean_or_none([a["reference_nll"] for a in answers if source in (None, a["source"])])
+                          for name, source in SOURCES},
         "prompt_tokens": mean_or_none([a["prompt_tokens"] for a in answers]),
         "answers": answers,
     }
+
+
+def differences(conditions: dict[str, dict[str, Any]], seed: int) -> dict[str, dict[str, Any]]:
+    """The adapter's pass rate minus each other condition's, paired over the prompts with checks."""
+    adapter = pass_shares(conditions["adapter"]["answers"])
+    return {f"adapter_minus_{other}": paired_difference(adapter, pass_shares(conditions[other]["answers"]), seed)
+            for other in ("skill_in_context", "no_skill")}
 
 
 def evaluate(model, tokenizer, skill: Skill, records: list[dict[str, Any]], settings: EvalSettings,
@@ -121,6 +135,8 @@ def evaluate(model, tokenizer, skill: Skill, records: list[dict[str, Any]], sett
     return {
         "prompts": {"held_out": sum(p.source == "held_out" for p in prompts),
                     "evals": sum(p.source == "evals" for p in prompts)},
+        "samples_per_prompt": settings.samples,
         "conditions": conditions,
+        "differences": differences(conditions, seed),
         "token_saving": {"prompt_tokens_per_request": saved, "fraction": saved / in_context},
     }

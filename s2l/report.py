@@ -1,4 +1,8 @@
-"""Aggregate benchmark over every skill's eval report: JSON, a Markdown table and a chart."""
+"""Aggregate benchmark over every skill's eval report: JSON, a Markdown table and a chart.
+
+Win counts are decided on the paired 95% interval of the adapter's pass rate minus another
+condition's, not on point estimates: the adapter *matches or beats* a condition when the interval's
+upper end is at least 0 (it is not clearly worse), and *beats* it when the lower end is above 0."""
 
 from __future__ import annotations
 
@@ -15,7 +19,10 @@ def skill_row(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "skill": report["skill"]["key"],
         "pass_rate": {c: conditions[c]["pass_rate"]["all"]["mean"] for c in CONDITIONS},
-        "checked_answers": conditions["adapter"]["pass_rate"]["all"]["n"],
+        "pass_rate_ci95": {c: conditions[c]["pass_rate"]["all"]["ci95"] for c in CONDITIONS},
+        "differences": report["differences"],
+        "checked_prompts": conditions["adapter"]["pass_rate"]["all"]["n"],
+        "samples_per_prompt": report["samples_per_prompt"],
         "reference_nll": {c: conditions[c]["reference_nll"]["all"] for c in CONDITIONS},
         "prompt_tokens": {c: conditions[c]["prompt_tokens"] for c in CONDITIONS},
         "token_saving": report["token_saving"],
@@ -26,23 +33,30 @@ def at_least(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and a >= b
 
 
+def matches_or_beats(difference: dict[str, Any]) -> bool:
+    return difference["ci95"] is not None and difference["ci95"][1] >= 0
+
+
+def beats(difference: dict[str, Any]) -> bool:
+    return difference["ci95"] is not None and difference["ci95"][0] > 0
+
+
 def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
     rows = [skill_row(r) for r in sorted(reports, key=lambda r: r["skill"]["key"])]
     n = len(rows)
 
-    def wins(metric: str, other: str, lower_is_better: bool = False) -> int:
-        if lower_is_better:
-            return sum(at_least(r[metric][other], r[metric]["adapter"]) for r in rows)
-        return sum(at_least(r[metric]["adapter"], r[metric][other]) for r in rows)
+    def nll_wins(other: str) -> int:
+        return sum(at_least(r["reference_nll"][other], r["reference_nll"]["adapter"]) for r in rows)
 
     return {
         "skills": n,
         "rows": rows,
         "wins": {
-            "pass_rate_adapter_ge_skill_in_context": wins("pass_rate", "skill_in_context"),
-            "pass_rate_adapter_ge_no_skill": wins("pass_rate", "no_skill"),
-            "nll_adapter_le_skill_in_context": wins("reference_nll", "skill_in_context", lower_is_better=True),
-            "nll_adapter_le_no_skill": wins("reference_nll", "no_skill", lower_is_better=True),
+            "adapter_matches_or_beats_skill_in_context": sum(
+                matches_or_beats(r["differences"]["adapter_minus_skill_in_context"]) for r in rows),
+            "adapter_beats_no_skill": sum(beats(r["differences"]["adapter_minus_no_skill"]) for r in rows),
+            "nll_adapter_le_skill_in_context": nll_wins("skill_in_context"),
+            "nll_adapter_le_no_skill": nll_wins("no_skill"),
         },
         "mean_prompt_tokens_saved": sum(r["token_saving"]["prompt_tokens_per_request"] for r in rows) / n if n else 0,
     }
@@ -52,26 +66,38 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _rate(mean: float | None, interval: list[float] | None) -> str:
+    return "–" if mean is None else f"{mean:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def _difference(difference: dict[str, Any]) -> str:
+    mean, interval = difference["mean"], difference["ci95"]
+    return "–" if mean is None else f"{mean:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}]"
+
+
 def markdown(summary: dict[str, Any]) -> str:
     n = summary["skills"]
     wins = summary["wins"]
     lines = [
-        "| skill | pass rate: no skill | skill in context | adapter | ref. NLL: no skill | skill in context "
-        "| adapter | prompt tokens saved |",
-        "|---|---|---|---|---|---|---|---|",
+        "| skill | pass rate [95% CI]: no skill | skill in context | adapter | adapter − in context | adapter − no skill "
+        "| ref. NLL: no skill | skill in context | adapter | prompt tokens saved |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary["rows"]:
-        p, nll = row["pass_rate"], row["reference_nll"]
+        p, ci, nll, d = row["pass_rate"], row["pass_rate_ci95"], row["reference_nll"], row["differences"]
         lines.append(
-            f"| {row['skill']} | {_fmt(p['no_skill'])} | {_fmt(p['skill_in_context'])} | {_fmt(p['adapter'])} "
+            f"| {row['skill']} | {_rate(p['no_skill'], ci['no_skill'])} "
+            f"| {_rate(p['skill_in_context'], ci['skill_in_context'])} | {_rate(p['adapter'], ci['adapter'])} "
+            f"| {_difference(d['adapter_minus_skill_in_context'])} | {_difference(d['adapter_minus_no_skill'])} "
             f"| {_fmt(nll['no_skill'])} | {_fmt(nll['skill_in_context'])} | {_fmt(nll['adapter'])} "
             f"| {row['token_saving']['prompt_tokens_per_request']:.0f} "
             f"({row['token_saving']['fraction']:.0%}) |"
         )
     lines += [
         "",
-        f"- Pass rate, adapter at least as good as skill in context on {wins['pass_rate_adapter_ge_skill_in_context']} "
-        f"of {n} skills; at least as good as no skill on {wins['pass_rate_adapter_ge_no_skill']} of {n}.",
+        f"- Check pass rate (paired 95% interval over prompts): the adapter matches or beats the full skill text "
+        f"on {wins['adapter_matches_or_beats_skill_in_context']} of {n} skills; beats no skill on "
+        f"{wins['adapter_beats_no_skill']} of {n}.",
         f"- Reference NLL, adapter at most skill in context on {wins['nll_adapter_le_skill_in_context']} of {n}; "
         f"at most no skill on {wins['nll_adapter_le_no_skill']} of {n}.",
         f"- Mean prompt tokens saved per request against skill in context: {summary['mean_prompt_tokens_saved']:.0f}.",

@@ -27,6 +27,13 @@ EVALS_FILE = Path("evals") / "evals.json"
 SKILL_KEY_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 MAX_SKILL_KEY_LENGTH = 64
 _FRONTMATTER_FENCE = re.compile(r"^---[ \t]*$", re.MULTILINE)
+# Worked examples in a SKILL.md body: "Input: ..." then "Output: ..." (bold or not; Request/Response
+# and User/Assistant too), each part running to the next marker or heading.
+_EXAMPLE_MARKER = re.compile(
+    r"^[ \t]*(?:\*\*)?(?P<label>input|request|user|output|response|answer|assistant)(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*",
+    re.IGNORECASE | re.MULTILINE)
+_REQUEST_LABELS = ("input", "request", "user")
+_HEADING = re.compile(r"^#{1,6} ", re.MULTILINE)
 _BOM = "\ufeff"
 
 
@@ -53,6 +60,7 @@ class Skill:
     warnings: list[str] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def identity(self) -> dict[str, str]:
@@ -92,6 +100,29 @@ def skill_sha256(folder: Path) -> str:
         digest.update(path.read_bytes() if path.is_file() else b"<absent>")
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def body_examples(body: str) -> list[dict[str, str]]:
+    """The worked examples a SKILL.md body shows, as ``{"request", "answer"}`` pairs.
+
+    They are the skill author's own demonstrations, not evaluation cases, so the teacher may see them
+    (s2l/synthetic.py uses only those that pass the skill's checks).
+    """
+    markers = list(_EXAMPLE_MARKER.finditer(body))
+    examples = []
+    for marker, following in zip(markers, markers[1:]):
+        if marker["label"].lower() not in _REQUEST_LABELS or following["label"].lower() in _REQUEST_LABELS:
+            continue
+        after = markers[markers.index(following) + 1].start() if following is not markers[-1] else len(body)
+        answer = body[following.end():after].strip()
+        # A heading ends the answer (the next section starts), unless the answer itself is headed
+        # Markdown, like a changelog entry: then only the next example or the body's end does.
+        heading = None if _HEADING.match(answer) else _HEADING.search(answer)
+        answer = answer[:heading.start()].strip() if heading else answer
+        request = body[marker.end():following.start()].strip()
+        if request and answer:
+            examples.append({"request": request, "answer": answer})
+    return examples
 
 
 def split_frontmatter(text: str, path: Path) -> tuple[str, str]:
@@ -192,6 +223,7 @@ def load_skill(folder: Path, strict: bool = False) -> Skill:
         warnings=warnings + eval_warnings,
         checks=checks,
         evals=evals,
+        examples=body_examples(body),
     )
 
 

@@ -52,7 +52,8 @@ STAGE_CONFIG_KEYS = {
 }
 # ... and config keys that only decide whether it passes (in its spec, not in its key).
 STAGE_CHECK_KEYS = {
-    "parse_skill": ("strict", "generation.generator.max_new_tokens", "generation.teacher.max_new_tokens"),
+    "parse_skill": ("strict", "generation.generator.max_new_tokens", "generation.teacher.max_new_tokens",
+                    "generation.teacher_examples"),
     "dataset": ("dataset.min_train_records", "dataset.min_eval_records"),
 }
 NOT_KEYED = ("key", "inputs", "checks")

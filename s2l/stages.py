@@ -75,19 +75,19 @@ def prepare_model(run: StageRun, out: Path) -> None:
     run_stage(run, build)
 
 
-def check_fits_context(skill: Skill, model: Path, request_tokens: int, answer_tokens: int) -> None:
+def check_fits_context(skill: Skill, model: Path, request_tokens: int, answer_tokens: int, examples: int) -> None:
     """Refuse a skill whose teacher prompt, with a request and an answer, overflows the base model's context."""
     from s2l.model import context_length, load_tokenizer
     from s2l.synthetic import teacher_prompt_tokens
 
     limit = context_length(model)
-    prompt = teacher_prompt_tokens(skill, load_tokenizer(model))
+    prompt = teacher_prompt_tokens(skill, load_tokenizer(model), examples)
     needed = prompt + request_tokens + answer_tokens
     if needed > limit:
         raise SkillError(
             skill.path, "length",
-            f"skill {skill.key!r} needs {needed:,} tokens: a teacher prompt of {prompt:,} tokens with the base "
-            f"model's tokenizer, plus a {request_tokens}-token request and a {answer_tokens}-token answer; the "
+            f"skill {skill.key!r} needs {needed:,} tokens: a teacher prompt of {prompt:,} tokens (SKILL.md and its "
+            f"worked examples) with the base model's tokenizer, plus a {request_tokens}-token request and a {answer_tokens}-token answer; the "
             f"base model's context is {limit:,} tokens. Shorten SKILL.md, or use a base model with a longer context")
 
 
@@ -105,7 +105,7 @@ def parse_skill(run: StageRun, model: Path, out: Path) -> None:
         report_warnings(skill.key, skill.warnings)
         generation = checks["generation"]
         check_fits_context(skill, model, generation["generator"]["max_new_tokens"],
-                           generation["teacher"]["max_new_tokens"])
+                           generation["teacher"]["max_new_tokens"], generation["teacher_examples"])
         write_json(out, skill.to_json())
 
     run_stage(run, build)
@@ -130,7 +130,7 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, threads:
     def build(spec: dict[str, Any]) -> None:
         from s2l.generation import LocalBackend
         from s2l.model import load_model, load_tokenizer
-        from s2l.synthetic import Role
+        from s2l.synthetic import Role, TeacherSettings
         from s2l.synthetic import synthesize as synthesize_records
 
         set_threads(threads)
@@ -147,7 +147,8 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, threads:
             train_examples=generation["train_examples"],
             eval_examples=generation["eval_examples"],
             seed=seed,
-            teacher_attempts=generation["teacher_attempts"],
+            settings=TeacherSettings(generation["teacher_examples"], generation["teacher_samples"],
+                                     generation["filter_by_checks"]),
         )
         count = write_jsonl(out, records)
         print(f"{skill.key}: wrote {count} synthetic records to {out}")

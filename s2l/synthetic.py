@@ -1,18 +1,28 @@
-"""Synthetic data: a generator writes requests the skill applies to; a teacher answers each one
-with the full SKILL.md as its system prompt (the paper's offline phase)."""
+"""Synthetic data: a generator writes requests the skill applies to; a teacher answers each one with
+the full SKILL.md as its system prompt and worked examples as earlier turns, and only answers that
+pass the skill's checks are kept (the paper's offline phase, with rejection sampling).
+
+What the teacher may see is the skill and what the build made for training: the worked examples in
+the SKILL.md body and answers it accepted earlier for other training requests. Never an evals.json
+case or a held-out request: nothing the evaluation scores reaches the teacher, the generator or the
+training data, and a generated request that nearly repeats an evals.json prompt is dropped.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from s2l.chat import Message, prompt_ids
+from s2l.checks import failed_checks
 from s2l.errors import UserError
-from s2l.chat import Message, conversation, prompt_ids
 from s2l.generation import Backend, Completion, Sampling
+from s2l.overlap import NearDuplicates
 from s2l.skill import Skill
 
 GENERATOR_SYSTEM = (
@@ -30,23 +40,13 @@ AREAS = (
     "a mobile app", "logging", "configuration files", "a payment service", "caching", "a search feature",
     "file uploads", "error handling", "a background job queue", "internationalization",
 )
-FEW_SHOT_EXAMPLES = 4
-MAX_ROUNDS = 4
+MAX_ROUNDS = 6
 MIN_REQUEST_CHARS = 16
+SKILL_EXAMPLE = "skill-example-"  # id prefix of the SKILL.md body's own worked examples
 
 
 class SynthesisError(UserError):
     """The generator wrote nothing the teacher could answer."""
-
-
-def teacher_conversation(skill: Skill, request: str) -> list[Message]:
-    """What the teacher sees: the full SKILL.md as its system prompt, then the request."""
-    return conversation(request, system=skill.text)
-
-
-def teacher_prompt_tokens(skill: Skill, tokenizer) -> int:
-    """Tokens of the teacher's prompt before the request: what a skill costs the context window."""
-    return len(prompt_ids(tokenizer, teacher_conversation(skill, "")))
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,41 @@ class Role:
         return Sampling(self.temperature, self.top_p, self.max_new_tokens)
 
 
+@dataclass(frozen=True)
+class TeacherSettings:
+    """How the teacher is prompted and its answers chosen (``generation.teacher_*`` in the config)."""
+
+    examples: int = 3  # worked examples shown as earlier turns
+    samples: int = 4  # answers tried per request, at most
+    filter_by_checks: bool = True  # keep only answers that pass every skill-level check
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer kept for one request, and what it took to get it."""
+
+    completion: Completion
+    samples: int  # answers tried
+    passed: bool | None  # the kept answer passes the skill's checks (None: the skill has none)
+    shown: tuple[str, ...]  # ids of the worked examples the teacher saw for it
+
+
+def teacher_conversation(skill: Skill, request: str, examples: list[dict[str, str]] = ()) -> list[Message]:
+    """What the teacher sees: the full SKILL.md as its system prompt, worked examples as earlier
+    turns, then the request."""
+    messages = [{"role": "system", "content": skill.text}]
+    for example in examples:
+        messages += [{"role": "user", "content": example["request"]},
+                     {"role": "assistant", "content": example["answer"]}]
+    return messages + [{"role": "user", "content": request}]
+
+
+def teacher_prompt_tokens(skill: Skill, tokenizer, examples: int = TeacherSettings.examples) -> int:
+    """Tokens of the teacher's prompt before the request (the skill and its own worked examples):
+    what a skill costs the context window."""
+    return len(prompt_ids(tokenizer, teacher_conversation(skill, "", skill.examples[:examples])))
+
+
 def normalize(text: str) -> str:
     """Key for duplicate detection: case and whitespace do not make a request new."""
     return " ".join(text.lower().split())
@@ -74,64 +109,96 @@ def clean_request(text: str) -> str:
     return re.sub(r"^(request|new request)\s*:\s*", "", text, flags=re.IGNORECASE)
 
 
-def few_shot_prefix(skill: Skill, rng: random.Random) -> list[Message]:
-    """Examples as earlier turns: a 135M model stays on task far better than with a list."""
-    examples = [case["prompt"] for case in skill.evals]
+def generator_prefix(skill: Skill) -> list[Message]:
+    """The skill's own example requests as earlier turns: a 135M model stays on task far better
+    with them than with a description alone. evals.json prompts are never shown."""
     messages = [{"role": "system", "content": GENERATOR_SYSTEM.format(description=skill.description)}]
-    for example in rng.sample(examples, min(FEW_SHOT_EXAMPLES, len(examples))):
-        messages += [{"role": "user", "content": NEXT_REQUEST}, {"role": "assistant", "content": example}]
+    for example in skill.examples:
+        messages += [{"role": "user", "content": NEXT_REQUEST}, {"role": "assistant", "content": example["request"]}]
     return messages
 
 
-def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, seed: int) -> list[str]:
-    """Up to ``count`` distinct requests, none equal to an evals.json prompt."""
-    seen = {normalize(case["prompt"]) for case in skill.evals}
+def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, seed: int) -> tuple[list[str], Counter]:
+    """Up to ``count`` distinct requests, none a near-duplicate of another, of an evals.json prompt or
+    of the skill's own examples; and the count of generated texts dropped, per reason."""
+    evals = NearDuplicates([case["prompt"] for case in skill.evals])
+    kept = NearDuplicates([example["request"] for example in skill.examples])
     requests: list[str] = []
+    dropped: Counter[str] = Counter()
+    prefix = generator_prefix(skill)
     for round_number in range(MAX_ROUNDS):
         missing = count - len(requests)
         if missing <= 0:
             break
-        # Ask for a quarter more than missing: some come back duplicated, cut off or empty.
-        batch = math.ceil(missing * 1.25)
+        # Ask for half as many again as missing: some come back duplicated, cut off or empty.
         rng = random.Random(f"{seed}-{round_number}")
-        prefix = few_shot_prefix(skill, rng)
-        conversations = [
-            prefix + [{"role": "user", "content": NEXT_REQUEST_ABOUT.format(area=rng.choice(AREAS))}]
-            for _ in range(batch)
-        ]
+        conversations = [prefix + [{"role": "user", "content": NEXT_REQUEST_ABOUT.format(area=rng.choice(AREAS))}]
+                         for _ in range(math.ceil(missing * 1.5))]
         completions = backend.complete(
             conversations, role.sampling, seed + 1000 * round_number, desc=f"{skill.key}: requests"
         )
         for completion in completions:
             request = clean_request(completion.text)
-            key = normalize(request)
-            if completion.finish_reason == "stop" and len(request) >= MIN_REQUEST_CHARS and key not in seen:
-                seen.add(key)
+            reason = ("cut_off" if completion.finish_reason != "stop" else
+                      "too_short" if len(request) < MIN_REQUEST_CHARS else
+                      "near_evals_prompt" if evals.find(request) else
+                      "near_duplicate" if kept.find(request) else None)
+            if reason:
+                dropped[reason] += 1
+            else:
+                kept.add(request)
                 requests.append(request)
-    return requests[:count]
+    return requests[:count], dropped
 
 
 def answer_requests(
-    skill: Skill, requests: list[str], backend: Backend, role: Role, max_attempts: int, seed: int
-) -> tuple[list[Completion], list[int]]:
-    """Teacher answers with the full SKILL.md as system prompt; an answer cut off at
-    max_new_tokens is asked again (new seed), up to ``max_attempts`` times in all."""
-    answers: list[Completion | None] = [None] * len(requests)
-    attempts = [0] * len(requests)
+    skill: Skill,
+    requests: list[str],
+    ids: list[str],
+    backend: Backend,
+    role: Role,
+    settings: TeacherSettings,
+    seed: int,
+    shown: list[dict[str, str]],
+    learn: bool,
+    desc: str,
+) -> list[Answer]:
+    """Rejection sampling: each request gets up to ``settings.samples`` answers and keeps the first
+    that ends its turn and passes every skill-level check (with filtering off, the first that ends
+    its turn). Each round shows the teacher ``settings.examples`` worked examples from ``shown``;
+    with ``learn``, answers accepted in a round join ``shown`` for the next (training requests
+    only: a held-out answer must never teach the teacher)."""
+    def acceptable(answer: Answer) -> bool:
+        return answer.completion.finish_reason == "stop" and (answer.passed is not False or not settings.filter_by_checks)
+
+    kept: list[Answer | None] = [None] * len(requests)
+    tries = [0] * len(requests)
     pending = list(range(len(requests)))
-    for attempt in range(max_attempts):
+    for attempt in range(settings.samples):
         if not pending:
             break
+        rng = random.Random(f"{seed}-{desc}-{attempt}")
+        # One set of examples per round: the whole round shares one prompt prefix, computed once.
+        examples = rng.sample(shown, min(settings.examples, len(shown)))
         completions = backend.complete(
-            [teacher_conversation(skill, requests[i]) for i in pending],
+            [teacher_conversation(skill, requests[i], examples) for i in pending],
             role.sampling,
             seed + 7919 * attempt,
-            desc=f"{skill.key}: answers" + (f" (attempt {attempt + 1})" if attempt else ""),
+            desc=f"{skill.key}: {desc}" + (f" (try {attempt + 1})" if attempt else ""),
         )
         for index, completion in zip(pending, completions):
-            answers[index], attempts[index] = completion, attempt + 1
-        pending = [i for i in pending if answers[i].finish_reason == "length"]
-    return answers, attempts  # type: ignore[return-value]
+            tries[index] += 1
+            passed = None if not skill.checks else (
+                completion.finish_reason == "stop" and not failed_checks(skill.checks, completion.text))
+            answer = Answer(completion, tries[index], passed, tuple(example["id"] for example in examples))
+            # Keep an acceptable answer; until there is one, the latest that at least ended its turn.
+            if acceptable(answer) or kept[index] is None or kept[index].completion.finish_reason == "length":
+                kept[index] = answer
+            if learn and acceptable(answer) and passed:
+                shown = shown + [{"id": ids[index], "request": requests[index], "answer": completion.text}]
+        pending = [i for i in pending if not acceptable(kept[i])]
+    return [Answer(answer.completion, tries[i], answer.passed, answer.shown)  # type: ignore[union-attr]
+            for i, answer in enumerate(kept)]
 
 
 def synthesize(
@@ -141,32 +208,44 @@ def synthesize(
     train_examples: int,
     eval_examples: int,
     seed: int,
-    teacher_attempts: int = 1,
+    settings: TeacherSettings = TeacherSettings(),
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per request: train split first, then the disjoint eval split."""
     generator_backend, generator_role = generator
     teacher_backend, teacher_role = teacher
     asked = train_examples + eval_examples
-    requests = generate_requests(skill, generator_backend, generator_role, asked, seed)
+    requests, dropped = generate_requests(skill, generator_backend, generator_role, asked, seed)
     if not requests:
         raise SynthesisError(
             f"skill {skill.key!r}: the generator wrote no usable request ({asked} asked, in {MAX_ROUNDS} rounds; "
-            f"each must end within generation.generator.max_new_tokens={generator_role.max_new_tokens} tokens, "
-            f"hold at least {MIN_REQUEST_CHARS} characters and differ from the others and from evals.json)")
-    answers, attempts = answer_requests(skill, requests, teacher_backend, teacher_role, teacher_attempts, seed)
+            f"dropped: {dict(dropped) or 'none'}; a request must end within generation.generator.max_new_tokens="
+            f"{generator_role.max_new_tokens} tokens, hold at least {MIN_REQUEST_CHARS} characters and not nearly "
+            f"repeat another request or an evals.json prompt)")
     # If the generator fell short, both splits shrink in proportion.
-    train_count = min(train_examples, round(len(requests) * train_examples / (train_examples + eval_examples)))
-    for index, (request, answer, attempt_count) in enumerate(zip(requests, answers, attempts)):
-        split = "train" if index < train_count else "eval"
+    train_count = min(train_examples, round(len(requests) * train_examples / asked))
+    ids = [f"{skill.key}-{index:04d}" for index in range(len(requests))]
+    # The skill's own examples seed the teacher; only those that pass its checks are shown.
+    seeds = [{"id": f"{SKILL_EXAMPLE}{number}", **example} for number, example in enumerate(skill.examples)
+             if not failed_checks(skill.checks, example["answer"])]
+    answers = answer_requests(skill, requests[:train_count], ids[:train_count], teacher_backend, teacher_role,
+                              settings, seed, seeds, learn=True, desc="answers")
+    shown = seeds + [{"id": ids[index], "request": requests[index], "answer": answer.completion.text}
+                     for index, answer in enumerate(answers) if answer.passed]
+    answers += answer_requests(skill, requests[train_count:], ids[train_count:], teacher_backend, teacher_role,
+                               settings, seed, shown, learn=False, desc="held-out answers")
+    teacher_record = {**asdict(teacher_role), **asdict(settings)}
+    for index, (request, answer) in enumerate(zip(requests, answers)):
         yield {
-            "id": f"{skill.key}-{index:04d}",
-            "split": split,
+            "id": ids[index],
+            "split": "train" if index < train_count else "eval",
             "request": request,
-            "answer": answer.text,
-            "finish_reason": answer.finish_reason,
-            "attempts": attempt_count,
+            "answer": answer.completion.text,
+            "finish_reason": answer.completion.finish_reason,
+            "samples": answer.samples,
+            "passed_checks": answer.passed,
+            "shown_examples": list(answer.shown),
             "skill": skill.identity,
-            "generator": asdict(generator_role),
-            "teacher": asdict(teacher_role),
+            "generator": {**asdict(generator_role), "requests_dropped": dict(sorted(dropped.items()))},
+            "teacher": teacher_record,
             "seed": seed,
         }

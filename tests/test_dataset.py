@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,23 @@ from s2l.skill import load_skill
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = load_skill(ROOT / "skills" / "conventional-commits")
 ROLE = {"backend": "local", "model": "m", "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 64}
+TEACHER = {**ROLE, "examples": 3, "samples": 4, "filter_by_checks": True}
 
 
-def record(index: int, request: str, answer: str, split: str = "train", finish_reason: str = "stop") -> dict:
+def record(index: int, request: str, answer: str, split: str = "train", finish_reason: str = "stop",
+           passed: bool | None = True, samples: int = 1, filtered: bool = True) -> dict:
     return {
         "id": f"r{index}",
         "split": split,
         "request": request,
         "answer": answer,
         "finish_reason": finish_reason,
+        "samples": samples,
+        "passed_checks": passed,
+        "shown_examples": ["skill-example-0"],
         "skill": {"key": SKILL.key, "name": SKILL.name, "sha256": SKILL.sha256},
         "generator": ROLE,
-        "teacher": ROLE,
+        "teacher": {**TEACHER, "filter_by_checks": filtered},
         "seed": 0,
     }
 
@@ -72,3 +78,45 @@ def test_too_few_records_is_a_clear_error(tokenizer) -> None:
         build_dataset(synthetic_records(), SKILL, tokenizer, settings)
     message = str(error.value)
     assert "2 train (need 5)" in message and "truncated_answer=1" in message and SKILL.key in message
+
+
+def checked_records(filtered: bool) -> list[dict]:
+    evals_prompt = SKILL.evals[0]["prompt"]
+    return [
+        record(0, "Commit message for a parser fix", "fix(parser): handle empty lines", samples=2, filtered=filtered),
+        record(1, "Commit message for a new flag", "Sure! Here is your message: added a flag", passed=False,
+               samples=4, filtered=filtered),
+        record(2, "Commit message for docs", "docs: explain install", split="eval", filtered=filtered),
+        # An evals.json prompt, lightly reworded: the evaluation scores it, so training never sees it.
+        record(3, evals_prompt.replace("Write a commit message:", "Please write me a commit message:"),
+               "fix(auth): handle empty email", filtered=filtered),
+    ]
+
+
+def test_answers_failing_the_checks_are_dropped_and_counted(tokenizer) -> None:
+    settings = DatasetSettings(max_seq_len=256, min_train_records=1, min_eval_records=1)
+    kept, report = build_dataset(checked_records(filtered=True), SKILL, tokenizer, settings)
+    assert [r["id"] for r in kept] == ["r0", "r2"]
+    assert report["dropped"] == {"failed_checks": 1, "near_evals_prompt": 1}
+    teacher = report["teacher"]
+    assert teacher["filter_by_checks"] is True and teacher["samples_per_request"] == 4
+    assert (teacher["answers_tried"], teacher["answers_passing_checks"]) == (8, 3)
+    assert teacher["raw_pass_rate"] == 3 / 8 and teacher["requests_without_passing_answer"] == 1
+
+
+def test_with_filtering_off_a_failing_answer_is_kept_and_the_report_says_so(tokenizer) -> None:
+    settings = DatasetSettings(max_seq_len=256, min_train_records=1, min_eval_records=1)
+    kept, report = build_dataset(checked_records(filtered=False), SKILL, tokenizer, settings)
+    assert [r["id"] for r in kept] == ["r0", "r1", "r2"]
+    assert report["dropped"] == {"near_evals_prompt": 1}
+    assert report["teacher"]["filter_by_checks"] is False
+
+
+def test_a_skill_without_checks_filters_nothing_and_says_so(tokenizer) -> None:
+    unchecked = replace(SKILL, checks=[])
+    records = [record(0, "Commit message for a parser fix", "whatever the teacher said", passed=None),
+               record(1, "Commit message for docs", "docs: explain install", split="eval", passed=None)]
+    kept, report = build_dataset(records, unchecked, tokenizer, DatasetSettings(min_train_records=1))
+    assert len(kept) == 2 and report["dropped"] == {}
+    assert report["teacher"]["filter_by_checks"] is False and report["teacher"]["raw_pass_rate"] is None
+    assert "no machine checks" in report["teacher"]["note"]

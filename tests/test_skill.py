@@ -342,3 +342,32 @@ def test_non_string_field_names_are_an_error_not_a_crash(tmp_path: Path) -> None
     with pytest.raises(SkillError) as error:
         load_skill(folder)
     assert error.value.field == "frontmatter" and "field names must be strings" in str(error.value)
+
+
+# --- worked examples in the body ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", SHIPPED)
+def test_shipped_skills_show_worked_examples_that_pass_their_checks(key):
+    skill = load_skill(SKILLS_DIR / key)
+    assert len(skill.examples) >= 2
+    for example in skill.examples:
+        assert example["request"] and failed_checks(skill.checks, example["answer"]) == []
+
+
+def test_examples_end_at_the_next_example_or_section(tmp_path):
+    body = ("# Demo\n\n## Examples\n\nInput: first request\n\nOutput:\nfirst answer\nsecond line\n\n"
+            "**Input:** second request\n**Output:** second answer\n\n## Notes\n\nNot part of an answer.\n")
+    skill = load_skill(write_skill(tmp_path, body=body))
+    assert skill.examples == [{"request": "first request", "answer": "first answer\nsecond line"},
+                              {"request": "second request", "answer": "second answer"}]
+
+
+def test_an_answer_that_is_headed_markdown_keeps_its_headings(tmp_path):
+    body = "## Example\n\nInput: release 1.0\n\nOutput:\n## [1.0.0] - 2024-01-01\n\n### Added\n\n- Everything.\n"
+    skill = load_skill(write_skill(tmp_path, body=body))
+    assert skill.examples == [{"request": "release 1.0", "answer": "## [1.0.0] - 2024-01-01\n\n### Added\n\n- Everything."}]
+
+
+def test_a_body_without_examples_has_none(tmp_path):
+    assert load_skill(write_skill(tmp_path)).examples == []

@@ -158,3 +158,19 @@ def test_strict_accepts_the_spellings_of_true(spelling):
 def test_a_non_boolean_strict_names_the_key():
     with pytest.raises(SchemaError, match=r"\$\.strict"):
         validated({**CONFIG, "strict": "maybe"})
+
+
+def test_switching_check_filtering_off_changes_the_synthesis_key():
+    def edit(config):
+        config["generation"]["filter_by_checks"] = False
+
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    assert changes(edit) == (expected, expected)
+
+
+def test_more_teacher_examples_recheck_the_context_and_regenerate():
+    def edit(config):
+        config["generation"]["teacher_examples"] = 5
+
+    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)

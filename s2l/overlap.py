@@ -1,0 +1,45 @@
+"""Near-duplicate text: word n-gram overlap, so that nothing the evaluation scores reaches the
+teacher or the training data in a lightly reworded form."""
+
+from __future__ import annotations
+
+import re
+
+SHINGLE_WORDS = 3
+NEAR_DUPLICATE = 0.5  # share of the shorter text's word 3-grams found in the other
+_WORD = re.compile(r"\w+")
+
+
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = text.lower().split()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def shingles(text: str) -> frozenset[tuple[str, ...]]:
+    """Word 3-grams of the text, punctuation and case ignored (single words for very short texts)."""
+    words = _WORD.findall(text.lower())
+    if len(words) < SHINGLE_WORDS:
+        return frozenset((word,) for word in words)
+    return frozenset(tuple(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1))
+
+
+def overlap(a: frozenset, b: frozenset) -> float:
+    """Containment of the smaller shingle set in the larger: 1.0 when one text repeats the other."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+class NearDuplicates:
+    """Texts seen so far; ``find`` says whether a new one nearly repeats any of them."""
+
+    def __init__(self, texts: list[str] = (), threshold: float = NEAR_DUPLICATE) -> None:
+        self.threshold = threshold
+        self._seen: list[frozenset] = [shingles(text) for text in texts]
+
+    def find(self, text: str) -> bool:
+        candidate = shingles(text)
+        return any(overlap(candidate, seen) >= self.threshold for seen in self._seen)
+
+    def add(self, text: str) -> None:
+        self._seen.append(shingles(text))

@@ -1,0 +1,26 @@
+"""Near-duplicate detection (s2l.overlap): what keeps evaluation prompts out of training."""
+
+from s2l.overlap import NearDuplicates, overlap, shingles
+
+PROMPT = ("Write a commit message: I fixed a bug where the login form threw a TypeError when the email field "
+          "was left empty. This fixes issue #412.")
+
+
+def test_a_reworded_prompt_is_a_near_duplicate():
+    seen = NearDuplicates([PROMPT])
+    assert seen.find(PROMPT.upper())
+    assert seen.find("Commit message please: I fixed a bug where the login form threw a TypeError when the email "
+                     "field was left empty (issue #412).")
+    assert seen.find("the login form threw a TypeError when the email field was left empty")  # a fragment of it
+
+
+def test_a_different_request_is_not():
+    seen = NearDuplicates([PROMPT])
+    assert not seen.find("Write a commit message: I added a dark mode toggle to the settings page.")
+    assert not seen.find("")
+
+
+def test_overlap_is_containment_of_the_smaller_text():
+    a, b = shingles("one two three four five"), shingles("one two three")
+    assert overlap(a, b) == 1.0  # "one two three" is wholly inside the longer text
+    assert overlap(a, shingles("five six seven")) == 0.0
