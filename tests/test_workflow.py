@@ -18,9 +18,10 @@ from workflow_helpers import ROOT, scheduled_jobs, snakemake
 
 from s2l.schemas import validate
 
-# Commit messages are short, so a tiny teacher budget reliably yields training records for them.
-GOOD = ("conventional-commits", "commit-messages")
-DEVIANT = "deviant-commits"  # spec deviations only: builds with warnings, fails under strict
+# Every shipped skill, as it ships: one that stops yielding training data fails here.
+GOOD = tuple(sorted(path.parent.name for path in (ROOT / "skills").glob("*/SKILL.md")))
+# Spec deviations, and an evals.json without machine checks: builds with warnings, fails under strict.
+DEVIANT = "deviant-commits"
 MALFORMED = {
     "no-frontmatter": ("# A skill\n\nNo frontmatter at all.\n", "no-frontmatter/SKILL.md: frontmatter: missing"),
     "no-description": ("---\nname: no-description\n---\nBody.\n", "no-description/SKILL.md: description: missing"),
@@ -44,14 +45,20 @@ def copy_skill(skills: Path, key: str, frontmatter_name: str) -> None:
 
 def write_deviant_skill(skills: Path) -> None:
     copy_skill(skills, DEVIANT, "name: Conventional Commits\nversion: 1.2\nauthor: someone")
+    evals_file = skills / DEVIANT / "evals" / "evals.json"
+    evals = json.loads(evals_file.read_text())
+    evals.pop("checks")
+    for case in evals["evals"]:
+        case.pop("checks", None)
+    evals_file.write_text(json.dumps(evals))
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("workflow")
     skills = root / "skills"
-    shutil.copytree(ROOT / "skills" / GOOD[0], skills / GOOD[0])
-    copy_skill(skills, GOOD[1], f"name: {GOOD[1]}")
+    for key in GOOD:
+        shutil.copytree(ROOT / "skills" / key, skills / key)
     write_deviant_skill(skills)
     for key, (text, _) in MALFORMED.items():
         (skills / key).mkdir(parents=True)
@@ -115,6 +122,43 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         assert evaluation["token_saving"]["prompt_tokens_per_request"] > 100
     for key in (*MALFORMED, *UNUSABLE, LONG):
         assert not (build / "adapters" / key).exists()
+
+
+def test_nothing_the_evaluation_scores_reaches_the_teacher_or_training(workdir: Path, first_build) -> None:
+    from s2l.overlap import NearDuplicates
+
+    build = workdir / "build"
+    for key in GOOD:
+        synthetic = [json.loads(line) for line in (build / "synthetic" / f"{key}.jsonl").read_text().splitlines()]
+        training = [json.loads(line) for line in (build / "datasets" / f"{key}.jsonl").read_text().splitlines()]
+        evals = json.loads((ROOT / "skills" / key / "evals" / "evals.json").read_text())["evals"]
+        held_out = [r for r in synthetic if r["split"] == "eval"]
+        train_ids = {r["id"] for r in synthetic if r["split"] == "train"}
+        scored = NearDuplicates([case["prompt"] for case in evals] + [r["request"] for r in held_out])
+        expected = NearDuplicates([case["expected_output"] for case in evals])
+        for record in (r for r in training if r["split"] == "train"):
+            request, answer = (message["content"] for message in record["messages"])
+            assert not scored.find(request), f"{record['id']}: near an evals.json prompt or a held-out request"
+            assert not expected.find(answer), f"{record['id']}: near an evals.json expected output"
+        for record in synthetic:  # the teacher saw only the skill's own examples and training answers
+            for shown in record["shown_examples"]:
+                assert shown.startswith("skill-example-") or shown in train_ids, (record["id"], shown)
+
+
+def test_no_answer_failing_a_check_is_kept(workdir: Path, first_build) -> None:
+    from s2l.checks import failed_checks
+
+    build = workdir / "build"
+    for key in GOOD:
+        checks = json.loads((ROOT / "skills" / key / "evals" / "evals.json").read_text())["checks"]
+        records = [json.loads(line) for line in (build / "datasets" / f"{key}.jsonl").read_text().splitlines()]
+        assert records
+        for record in records:
+            assert failed_checks(checks, record["messages"][1]["content"]) == [], record["id"]
+        teacher = json.loads((build / "datasets" / f"{key}.report.json").read_text())["teacher"]
+        assert teacher["filter_by_checks"] is True and teacher["answers_tried"] >= len(records)
+    unchecked = json.loads((build / "datasets" / f"{DEVIANT}.report.json").read_text())["teacher"]
+    assert unchecked["filter_by_checks"] is False and "nothing was filtered" in unchecked["note"]
 
 
 def test_spec_deviations_are_warnings_in_log_and_report(workdir: Path, first_build: subprocess.CompletedProcess) -> None:
