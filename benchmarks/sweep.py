@@ -1,0 +1,123 @@
+"""Sweep the settings that decide whether an adapter carries its skill (a benchmark, not a test).
+
+Teacher part (``--teacher``): per skill, the generator writes ``--requests`` requests once; then,
+for each number of worked examples shown to the teacher, one sampled answer per request is scored
+by the skill's checks: the raw pass rate that rejection sampling starts from.
+
+Training part (``--training WORKDIR``): on the datasets a finished build left in WORKDIR, adapters
+are trained over a grid of epochs x learning rate and each one's sampled answers to the skill's
+evals.json prompts are scored by its checks (the adapter condition of the evaluation).
+
+The raw figures go to ``benchmarks/results/sweep.json``; the defaults in config.yaml come from it.
+
+    python benchmarks/sweep.py --teacher --skills conventional-commits google-docstrings keep-a-changelog
+    python benchmarks/sweep.py --training /tmp/s2l-bench-xyz --skills conventional-commits
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from statistics import fmean
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "sweep.json"
+
+
+def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, shown: list[int],
+                  config: dict) -> list[dict]:
+    from s2l.checks import failed_checks
+    from s2l.generation import LocalBackend
+    from s2l.model import load_model, load_tokenizer
+    from s2l.skill import load_skill
+    from s2l.synthetic import Role, TeacherSettings, answer_requests, generate_requests
+
+    generation = config["generation"]
+    backend = LocalBackend(load_model(model_dir), load_tokenizer(model_dir), "base", generation["batch_size"])
+    generator = Role("local", "base", **generation["generator"])
+    teacher = Role("local", "base", **generation["teacher"])
+    rows = []
+    for key in skills:
+        skill = load_skill(ROOT / "skills" / key)
+        requests, _ = generate_requests(skill, backend, generator, requests_per_skill, config["seed"])
+        seeds = [{"id": f"skill-example-{n}", **e} for n, e in enumerate(skill.examples)
+                 if not failed_checks(skill.checks, e["answer"])]
+        for examples in shown:
+            started = time.perf_counter()
+            answers = answer_requests(skill, requests, [f"r{i}" for i in range(len(requests))], backend, teacher,
+                                      TeacherSettings(examples=examples, samples=1), config["seed"], seeds,
+                                      learn=False, desc=f"{examples} examples")
+            row = {"skill": key, "teacher_examples": examples, "requests": len(requests),
+                   "passed": sum(bool(a.passed) for a in answers), "seconds": time.perf_counter() - started}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates: list[float], config: dict) -> list[dict]:
+    from s2l.evaluate import EvalSettings, eval_prompts, evaluate_condition
+    from s2l.model import load_model, load_tokenizer
+    from s2l.skill import read_parsed_skill
+    from s2l.stages import read_jsonl
+    from s2l.train import LoraSettings, TrainingSettings, train_adapter
+
+    model_dir = workdir / "build" / "models" / "base"
+    tokenizer = load_tokenizer(model_dir)
+    settings = EvalSettings(**config["eval"])
+    rows = []
+    for key in skills:
+        skill = read_parsed_skill(workdir / "build" / "skills" / f"{key}.json")
+        records = read_jsonl(workdir / "build" / "datasets" / f"{key}.jsonl")
+        prompts = [p for p in eval_prompts(skill, records) if p.source == "evals"]
+        for epoch_count in epochs:
+            for rate in rates:
+                training = TrainingSettings(**{**config["training"], "epochs": epoch_count, "learning_rate": rate})
+                with tempfile.TemporaryDirectory(prefix="s2l-sweep-") as scratch:
+                    started = time.perf_counter()
+                    result = train_adapter(model_dir, records, LoraSettings(**config["lora"]), training,
+                                           config["seed"], Path(scratch))
+                    trained = time.perf_counter() - started
+                    scored = evaluate_condition(load_model(model_dir, adapter_dir=Path(scratch)), tokenizer, skill,
+                                                prompts, "adapter", settings, config["seed"])
+                row = {"skill": key, "epochs": epoch_count, "learning_rate": rate, "train_records": result.train_records,
+                       "steps": result.steps, "final_loss": result.final_loss, "train_seconds": trained,
+                       "evals_pass_rate": scored["pass_rate"]["evals"]["mean"],
+                       "evals_pass_rate_ci95": scored["pass_rate"]["evals"]["ci95"],
+                       "evals_reference_nll": fmean(a["reference_nll"] for a in scored["answers"])}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skills", nargs="+", default=["conventional-commits", "google-docstrings", "keep-a-changelog"])
+    parser.add_argument("--teacher", action="store_true", help="sweep the number of worked examples shown")
+    parser.add_argument("--model", type=Path, help="prepared base model folder (teacher part)")
+    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--shown", type=int, nargs="+", default=[0, 1, 3])
+    parser.add_argument("--training", type=Path, metavar="WORKDIR", help="sweep training on WORKDIR's datasets")
+    parser.add_argument("--epochs", type=float, nargs="+", default=[2, 4])
+    parser.add_argument("--learning-rates", type=float, nargs="+", default=[5e-4, 1e-3])
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the raw figures (default: %(default)s)")
+    args = parser.parse_args()
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    results = json.loads(args.json.read_text(encoding="utf-8")) if args.json.is_file() else {}
+    if args.teacher:
+        model = args.model or (args.training or Path(".")) / "build" / "models" / "base"
+        results["teacher"] = teacher_sweep(args.skills, model, args.requests, args.shown, config)
+    if args.training:
+        results["training"] = training_sweep(args.skills, args.training, args.epochs, args.learning_rates, config)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
