@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any
 
-from s2l.errors import UserError
 from s2l.chat import conversation
 from s2l.checks import failed_checks
+from s2l.errors import UserError
 from s2l.generation import LocalBackend, Sampling
 from s2l.scoring import answer_nll
 from s2l.skill import Skill
