@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 SHINGLE_WORDS = 3
-NEAR_DUPLICATE = 0.5  # share of the shorter text's word 3-grams found in the other
+NEAR_DUPLICATE = 0.5  # share of the shorter text's word 3-grams found in the other ...
+MIN_SHARED = 5  # ... and at least this many of them (or all of a shorter text's): stock phrases do not count
 _WORD = re.compile(r"\w+")
 
 
@@ -39,7 +40,8 @@ class NearDuplicates:
 
     def find(self, text: str) -> bool:
         candidate = shingles(text)
-        return any(overlap(candidate, seen) >= self.threshold for seen in self._seen)
+        return any(overlap(candidate, seen) >= self.threshold
+                   and len(candidate & seen) >= min(MIN_SHARED, len(candidate), len(seen)) for seen in self._seen)
 
     def add(self, text: str) -> None:
         self._seen.append(shingles(text))

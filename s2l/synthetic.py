@@ -26,12 +26,12 @@ from s2l.overlap import NearDuplicates
 from s2l.skill import Skill
 
 GENERATOR_SYSTEM = (
-    "You write realistic requests that software developers send to an AI coding assistant. "
-    "Every request is for this task: {description} "
-    "Each request is different and includes the concrete details the assistant needs."
+    "You write the inputs that developers give an AI coding assistant for this task: {description} "
+    "Each input is new, short, of the same kind as the earlier ones, and holds the concrete details the "
+    "assistant needs. Write only the input."
 )
-NEXT_REQUEST = "Write one new request."
-NEXT_REQUEST_ABOUT = "Write one new request, about {area}."
+NEXT_REQUEST = "Write one new input."
+NEXT_REQUEST_ABOUT = "Write one new input, about {area}."
 # Every prompt in a round shares one few-shot prefix (computed once, see PrefixCache); the short
 # per-prompt area hint and sampling make the requests differ.
 AREAS = (

@@ -116,7 +116,7 @@ def test_a_skill_without_checks_filters_nothing_and_says_so(tokenizer) -> None:
     unchecked = replace(SKILL, checks=[])
     records = [record(0, "Commit message for a parser fix", "whatever the teacher said", passed=None),
                record(1, "Commit message for docs", "docs: explain install", split="eval", passed=None)]
-    kept, report = build_dataset(records, unchecked, tokenizer, DatasetSettings(min_train_records=1))
+    kept, report = build_dataset(records, unchecked, tokenizer, DatasetSettings(min_train_records=1, min_eval_records=1))
     assert len(kept) == 2 and report["dropped"] == {}
     assert report["teacher"]["filter_by_checks"] is False and report["teacher"]["raw_pass_rate"] is None
     assert "no machine checks" in report["teacher"]["note"]

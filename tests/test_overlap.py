@@ -17,7 +17,12 @@ def test_a_reworded_prompt_is_a_near_duplicate():
 def test_a_different_request_is_not():
     seen = NearDuplicates([PROMPT])
     assert not seen.find("Write a commit message: I added a dark mode toggle to the settings page.")
+    assert not seen.find("Commit message for a login fix")  # a stock phrase shared is not a repeat
     assert not seen.find("")
+
+
+def test_a_short_text_repeated_whole_is_a_near_duplicate():
+    assert NearDuplicates(["Fix the login bug."]).find("fix the login bug")
 
 
 def test_overlap_is_containment_of_the_smaller_text():

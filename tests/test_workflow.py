@@ -145,20 +145,18 @@ def test_nothing_the_evaluation_scores_reaches_the_teacher_or_training(workdir: 
                 assert shown.startswith("skill-example-") or shown in train_ids, (record["id"], shown)
 
 
-def test_no_answer_failing_a_check_is_kept(workdir: Path, first_build) -> None:
-    from s2l.checks import failed_checks
-
+def test_the_dataset_report_says_what_the_teacher_did(workdir: Path, first_build) -> None:
     build = workdir / "build"
     for key in GOOD:
-        checks = json.loads((ROOT / "skills" / key / "evals" / "evals.json").read_text())["checks"]
-        records = [json.loads(line) for line in (build / "datasets" / f"{key}.jsonl").read_text().splitlines()]
-        assert records
-        for record in records:
-            assert failed_checks(checks, record["messages"][1]["content"]) == [], record["id"]
-        teacher = json.loads((build / "datasets" / f"{key}.report.json").read_text())["teacher"]
-        assert teacher["filter_by_checks"] is True and teacher["answers_tried"] >= len(records)
+        report = json.loads((build / "datasets" / f"{key}.report.json").read_text())
+        kept = report["kept"]["train"] + report["kept"]["eval"]
+        teacher = report["teacher"]
+        # tests/quick.yaml keeps the first answer that ends its turn; the checks are still scored.
+        assert teacher["filter_by_checks"] is False and teacher["skill_checks"] > 0
+        assert teacher["answers_tried"] >= report["input_records"] >= kept
+        assert 0 <= teacher["raw_pass_rate"] <= 1
     unchecked = json.loads((build / "datasets" / f"{DEVIANT}.report.json").read_text())["teacher"]
-    assert unchecked["filter_by_checks"] is False and "nothing was filtered" in unchecked["note"]
+    assert unchecked["raw_pass_rate"] is None and "nothing was filtered" in unchecked["note"]
 
 
 def test_spec_deviations_are_warnings_in_log_and_report(workdir: Path, first_build: subprocess.CompletedProcess) -> None:

@@ -1,0 +1,71 @@
+"""Rejection sampling with the real embedded model (s2l.synthetic): what the teacher keeps and sees."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from s2l.checks import failed_checks
+from s2l.generation import LocalBackend
+from s2l.skill import load_skill
+from s2l.synthetic import Role, TeacherSettings, answer_requests, teacher_conversation
+
+ROOT = Path(__file__).resolve().parent.parent
+SKILL = load_skill(ROOT / "skills" / "conventional-commits")
+TEACHER = Role("local", "smollm2", temperature=0.7, top_p=0.95, max_new_tokens=64)
+REQUESTS = [
+    "Fixed a typo in the README's install section.",
+    "Added a --dry-run flag to the deploy command so it prints the plan without applying it.",
+    "The cache now expires entries after ten minutes instead of never; fixes issue 17.",
+    "Removed the deprecated v1 login endpoint; clients must use /v2/login.",
+    "Sped up the CSV export by streaming rows instead of building the whole file in memory.",
+    "Upgraded the requests dependency to 2.32 to pick up a security fix.",
+]
+SEEDS = [{"id": f"skill-example-{n}", **example} for n, example in enumerate(SKILL.examples)]
+
+
+@pytest.fixture(scope="module")
+def answers(model, tokenizer):
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    ids = [f"train-{n}" for n in range(len(REQUESTS))]
+    return answer_requests(SKILL, REQUESTS, ids, backend, TEACHER, TeacherSettings(examples=3, samples=3), 0, SEEDS,
+                           learn=True, desc="answers")
+
+
+def test_a_kept_answer_that_passed_really_passes_every_check(answers):
+    assert len(answers) == len(REQUESTS)
+    assert any(answer.passed for answer in answers)  # with worked examples the 135M teacher often complies
+    for answer in answers:
+        assert 1 <= answer.samples <= 3
+        if answer.passed:
+            assert answer.completion.finish_reason == "stop"
+            assert failed_checks(SKILL.checks, answer.completion.text) == []
+        else:
+            assert answer.samples == 3  # the whole budget was spent before giving up
+
+
+def test_the_teacher_sees_only_the_skills_examples_and_other_training_answers(answers):
+    allowed = {seed["id"] for seed in SEEDS} | {f"train-{n}" for n in range(len(REQUESTS))}
+    for number, answer in enumerate(answers):
+        assert 1 <= len(answer.shown) <= 3 and set(answer.shown) <= allowed
+        assert f"train-{number}" not in answer.shown  # never its own answer
+
+
+def test_the_teacher_prompt_holds_the_skill_then_examples_as_earlier_turns():
+    messages = teacher_conversation(SKILL, "Fixed a bug.", SEEDS[:2])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[0]["content"] == SKILL.text and messages[2]["content"] == SEEDS[0]["answer"]
+    assert messages[-1]["content"] == "Fixed a bug."
+
+
+def test_a_skill_without_checks_keeps_the_first_answer_that_ends_its_turn(model, tokenizer):
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    unchecked = replace(SKILL, checks=[])
+    kept = answer_requests(unchecked, REQUESTS[:3], ["a", "b", "c"], backend, TEACHER, TeacherSettings(3, 2), 0,
+                           SEEDS, learn=False, desc="unchecked")
+    for answer in kept:
+        assert answer.passed is None
+        if answer.samples == 1:  # kept at once: it ended its turn, and nothing else is asked of it
+            assert answer.completion.finish_reason == "stop"
