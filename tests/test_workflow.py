@@ -238,9 +238,10 @@ def test_an_empty_skills_dir_is_a_one_line_error(tmp_path: Path, base_model_dir:
     (tmp_path / "test.yaml").write_text(yaml.safe_dump({"skills_dir": str(tmp_path / "skills"),
                                                         "base_model": {"source": str(base_model_dir), "id": "x"}}))
     result = snakemake(tmp_path, "-n")
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if "no skill in it" in line]
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if "no skill in it" in line]
     assert lines == [f"skills_dir {tmp_path / 'skills'}: no skill in it (a skill is a folder holding SKILL.md)"]
 
 
