@@ -74,7 +74,8 @@ def main() -> int:
         "total_seconds": total, "stages": stages, "dataset": dataset,
         "eval": {condition: {key: values[key] for key in ("pass_rate", "reference_nll", "prompt_tokens")}
                  for condition, values in report["conditions"].items()},
-        "prompts": report["prompts"], "token_saving": report["token_saving"],
+        "prompts": report["prompts"], "samples_per_prompt": report["samples_per_prompt"],
+        "differences": report["differences"], "token_saving": report["token_saving"],
     }, indent=2) + "\n")
     return 0
 
