@@ -31,11 +31,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "sweep.json"
 
 def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, shown: list[int],
                   config: dict) -> list[dict]:
-    from s2l.checks import failed_checks
     from s2l.generation import LocalBackend
     from s2l.model import load_model, load_tokenizer
     from s2l.skill import load_skill
-    from s2l.synthetic import Role, TeacherSettings, answer_requests, generate_requests
+    from s2l.synthetic import Role, TeacherSettings, answer_requests, generate_requests, worked_examples
 
     generation = config["generation"]
     backend = LocalBackend(load_model(model_dir), load_tokenizer(model_dir), "base", generation["batch_size"])
@@ -45,8 +44,7 @@ def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, s
     for key in skills:
         skill = load_skill(ROOT / "skills" / key)
         requests, _ = generate_requests(skill, backend, generator, requests_per_skill, config["seed"])
-        seeds = [{"id": f"skill-example-{n}", **e} for n, e in enumerate(skill.examples)
-                 if not failed_checks(skill.checks, e["answer"])]
+        seeds = worked_examples(skill)
         for examples in shown:
             started = time.perf_counter()
             answers = answer_requests(skill, requests, [f"r{i}" for i in range(len(requests))], backend, teacher,

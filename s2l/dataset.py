@@ -13,10 +13,9 @@ from typing import Any
 
 from s2l.chat import supervised_ids
 from s2l.errors import UserError
-from s2l.overlap import NearDuplicates, word_ngrams
+from s2l.overlap import NearDuplicates, normalize, word_ngrams
 from s2l.schemas import SchemaError, validate
 from s2l.skill import Skill
-from s2l.synthetic import normalize
 
 SYNTHETIC_SCHEMA = "synthetic_record.schema.json"
 DATASET_SCHEMA = "dataset_record.schema.json"

@@ -11,6 +11,11 @@ MIN_SHARED = 5  # ... and at least this many of them (or all of a shorter text's
 _WORD = re.compile(r"\w+")
 
 
+def normalize(text: str) -> str:
+    """Key for exact-duplicate detection: case and whitespace do not make a request new."""
+    return " ".join(text.lower().split())
+
+
 def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     words = text.lower().split()
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}

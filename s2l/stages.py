@@ -17,7 +17,7 @@ from s2l.dataset import DatasetSettings
 from s2l.model import ModelSourceError
 from s2l.runner import StageRun, run_stage
 from s2l.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
-from s2l.specs import software_versions
+from s2l.specs import read_spec, software_versions
 
 
 def set_threads(threads: int) -> None:
@@ -190,7 +190,7 @@ def train(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, out:
         write_model_card(out, provenance, lora, training, result)
         print(f"{skill.key}: adapter in {out} ({result.steps} steps, final loss {result.final_loss:.4f})")
 
-    settings = json.loads(run.spec_file.read_text(encoding="utf-8"))["config"]
+    settings = read_spec(run.spec_file)["config"]
     lora, training = LoraSettings(**settings["lora"]), TrainingSettings(**settings["training"])
     # CPU and GPU adapters differ: the precision used is part of the input key, so they never share an entry.
     run_stage(replace(run, facts={"precision": training_precision(training).label}), build)

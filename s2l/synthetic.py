@@ -83,6 +83,12 @@ class Answer:
     shown: tuple[str, ...]  # ids of the worked examples the teacher saw for it
 
 
+def worked_examples(skill: Skill) -> list[dict[str, str]]:
+    """The skill's own worked examples that pass its checks, with ids: what the teacher starts from."""
+    return [{"id": f"{SKILL_EXAMPLE}{number}", **example} for number, example in enumerate(skill.examples)
+            if not failed_checks(skill.checks, example["answer"])]
+
+
 def teacher_conversation(skill: Skill, request: str, examples: list[dict[str, str]] = ()) -> list[Message]:
     """What the teacher sees: the full SKILL.md as its system prompt, worked examples as earlier
     turns, then the request."""
@@ -97,11 +103,6 @@ def teacher_prompt_tokens(skill: Skill, tokenizer, examples: int = TeacherSettin
     """Tokens of the teacher's prompt before the request (the skill and its own worked examples):
     what a skill costs the context window."""
     return len(prompt_ids(tokenizer, teacher_conversation(skill, "", skill.examples[:examples])))
-
-
-def normalize(text: str) -> str:
-    """Key for duplicate detection: case and whitespace do not make a request new."""
-    return " ".join(text.lower().split())
 
 
 def clean_request(text: str) -> str:
@@ -169,7 +170,8 @@ def answer_requests(
     with ``learn``, answers accepted in a round join ``shown`` for the next (training requests
     only: a held-out answer must never teach the teacher)."""
     def acceptable(answer: Answer) -> bool:
-        return answer.completion.finish_reason == "stop" and (answer.passed is not False or not settings.filter_by_checks)
+        ended = answer.completion.finish_reason == "stop"
+        return ended and (answer.passed is not False or not settings.filter_by_checks)
 
     kept: list[Answer | None] = [None] * len(requests)
     tries = [0] * len(requests)
@@ -224,9 +226,7 @@ def synthesize(
     # If the generator fell short, both splits shrink in proportion.
     train_count = min(train_examples, round(len(requests) * train_examples / asked))
     ids = [f"{skill.key}-{index:04d}" for index in range(len(requests))]
-    # The skill's own examples seed the teacher; only those that pass its checks are shown.
-    seeds = [{"id": f"{SKILL_EXAMPLE}{number}", **example} for number, example in enumerate(skill.examples)
-             if not failed_checks(skill.checks, example["answer"])]
+    seeds = worked_examples(skill)
     answers = answer_requests(skill, requests[:train_count], ids[:train_count], teacher_backend, teacher_role,
                               settings, seed, seeds, learn=True, desc="answers")
     shown = seeds + [{"id": ids[index], "request": requests[index], "answer": answer.completion.text}

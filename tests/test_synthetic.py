@@ -10,7 +10,7 @@ import pytest
 from s2l.checks import failed_checks
 from s2l.generation import LocalBackend
 from s2l.skill import load_skill
-from s2l.synthetic import Role, TeacherSettings, answer_requests, teacher_conversation
+from s2l.synthetic import Role, TeacherSettings, answer_requests, teacher_conversation, worked_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = load_skill(ROOT / "skills" / "conventional-commits")
@@ -23,7 +23,7 @@ REQUESTS = [
     "Sped up the CSV export by streaming rows instead of building the whole file in memory.",
     "Upgraded the requests dependency to 2.32 to pick up a security fix.",
 ]
-SEEDS = [{"id": f"skill-example-{n}", **example} for n, example in enumerate(SKILL.examples)]
+SEEDS = worked_examples(SKILL)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,12 @@ def test_the_teacher_sees_only_the_skills_examples_and_other_training_answers(an
     for number, answer in enumerate(answers):
         assert 1 <= len(answer.shown) <= 3 and set(answer.shown) <= allowed
         assert f"train-{number}" not in answer.shown  # never its own answer
+
+
+def test_the_teacher_starts_from_the_skills_own_examples_that_pass_its_checks():
+    assert [seed["id"] for seed in SEEDS] == ["skill-example-0", "skill-example-1"]
+    failing = replace(SKILL, examples=[{"request": "Fixed it.", "answer": "Fixed the bug."}, *SKILL.examples])
+    assert [seed["id"] for seed in worked_examples(failing)] == ["skill-example-1", "skill-example-2"]
 
 
 def test_the_teacher_prompt_holds_the_skill_then_examples_as_earlier_turns():

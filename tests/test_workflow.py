@@ -154,7 +154,10 @@ def test_the_dataset_report_says_what_the_teacher_did(workdir: Path, first_build
         # tests/quick.yaml keeps the first answer that ends its turn; the checks are still scored.
         assert teacher["filter_by_checks"] is False and teacher["skill_checks"] > 0
         assert teacher["answers_tried"] >= report["input_records"] >= kept
-        assert 0 <= teacher["raw_pass_rate"] <= 1
+        synthetic = [json.loads(line) for line in (build / "synthetic" / f"{key}.jsonl").read_text().splitlines()]
+        assert teacher["answers_tried"] == sum(record["samples"] for record in synthetic)
+        passing = sum(record["passed_checks"] is True for record in synthetic)
+        assert teacher["raw_pass_rate"] == pytest.approx(passing / teacher["answers_tried"])
     unchecked = json.loads((build / "datasets" / f"{DEVIANT}.report.json").read_text())["teacher"]
     assert unchecked["raw_pass_rate"] is None and "nothing was filtered" in unchecked["note"]
 
