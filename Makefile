@@ -38,7 +38,7 @@ test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -v
 
 benchmark: setup
-	$(BIN)/python benchmarks/stage_times.py --skill $(SKILL) --cores $(CORES)
+	$(BIN)/python benchmarks/stage_times.py --skills all --cores $(CORES)
 
 benchmark-rebuild: setup
 	$(BIN)/python benchmarks/rebuild_overhead.py --sizes 10 100 1000

@@ -37,8 +37,11 @@ class Backend(Protocol):
     model_id: str
 
     def complete(
-        self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = ""
-    ) -> list[Completion]: ...
+        self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
+        answer_start: str = "",
+    ) -> list[Completion]:
+        """One completion per conversation. ``answer_start`` is written as the opening of every answer
+        and the model continues from it; each completion's text includes it."""
 
 
 def common_prefix_length(sequences: list[list[int]]) -> int:
@@ -100,9 +103,11 @@ class LocalBackend:
 
     @torch.inference_mode()
     def complete(
-        self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = ""
+        self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
+        answer_start: str = "",
     ) -> list[Completion]:
-        encoded = [prompt_ids(self.tokenizer, messages) for messages in conversations]
+        opening = self.tokenizer(answer_start, add_special_tokens=False)["input_ids"] if answer_start else []
+        encoded = [prompt_ids(self.tokenizer, messages) + opening for messages in conversations]
         prefix = PrefixCache(self.model, encoded)
         # Batch prompts of similar length together so little compute goes to padding.
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -110,11 +115,14 @@ class LocalBackend:
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for number, batch in enumerate(tqdm(batches, desc=desc or "generate", unit="batch")):
             torch.manual_seed(seed + number)
-            for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling)):
+            for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling,
+                                                               answer_start)):
                 results[index] = completion
         return results  # type: ignore[return-value]
 
-    def _generate(self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling) -> list[Completion]:
+    def _generate(
+        self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_start: str
+    ) -> list[Completion]:
         pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
         input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad)
         sample = sampling.temperature > 0
@@ -136,7 +144,7 @@ class LocalBackend:
             tokens = row[: row.index(eos)] if stopped else row
             completions.append(
                 Completion(
-                    text=self.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                    text=(answer_start + self.tokenizer.decode(tokens, skip_special_tokens=True)).strip(),
                     finish_reason="stop" if stopped else "length",
                     prompt_tokens=len(prompt),
                     completion_tokens=len(tokens) + int(stopped),

@@ -44,7 +44,7 @@ SPECS_DIR = Path("build/specs")
 STAGE_CONFIG_KEYS = {
     "prepare_model": ("base_model",),
     "parse_skill": (),
-    "synthesize": ("generation", "seed"),
+    "synthesize": ("generation", "seed", "dataset.copy_ngram_words"),
     "dataset": ("dataset.max_seq_len", "dataset.copy_ngram_words"),
     "train": ("lora", "training", "seed"),
     "evaluate": ("eval", "seed"),

@@ -148,7 +148,7 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, threads:
             eval_examples=generation["eval_examples"],
             seed=seed,
             settings=TeacherSettings(generation["teacher_examples"], generation["teacher_samples"],
-                                     generation["filter_by_checks"]),
+                                     generation["filter_by_checks"], settings["dataset"]["copy_ngram_words"]),
         )
         count = write_jsonl(out, records)
         print(f"{skill.key}: wrote {count} synthetic records to {out}")

@@ -1,6 +1,8 @@
 """Synthetic data: a generator writes requests the skill applies to; a teacher answers each one with
 the full SKILL.md as its system prompt and worked examples as earlier turns, and only answers that
-pass the skill's checks are kept (the paper's offline phase, with rejection sampling).
+pass the skill's checks are kept (the paper's offline phase, with rejection sampling). Both write in
+the form the skill's examples share (s2l/form.py): a docstring opens with its quotes, a request that
+is a function opens with ``def``.
 
 What the teacher may see is the skill and what the build made for training: the worked examples in
 the SKILL.md body and answers it accepted earlier for other training requests. Never an evals.json
@@ -21,8 +23,9 @@ from typing import Any
 from s2l.chat import Message, prompt_ids
 from s2l.checks import failed_checks
 from s2l.errors import UserError
+from s2l.form import Form
 from s2l.generation import Backend, Completion, Sampling
-from s2l.overlap import NearDuplicates
+from s2l.overlap import NearDuplicates, word_ngrams
 from s2l.skill import Skill
 
 GENERATOR_SYSTEM = (
@@ -71,6 +74,9 @@ class TeacherSettings:
     examples: int = 3  # worked examples shown as earlier turns
     samples: int = 4  # answers tried per request, at most
     filter_by_checks: bool = True  # keep only answers that pass every skill-level check
+    # An answer sharing this many consecutive words with SKILL.md repeats a worked example instead of
+    # answering its own request: never acceptable (the dataset stage drops such answers too).
+    copy_ngram_words: int = 12
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,7 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
     requests: list[str] = []
     dropped: Counter[str] = Counter()
     prefix = generator_prefix(skill)
+    form = Form.shared_by([example["request"] for example in skill.examples])
     for round_number in range(MAX_ROUNDS):
         missing = count - len(requests)
         if missing <= 0:
@@ -135,10 +142,9 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
         rng = random.Random(f"{seed}-{round_number}")
         conversations = [prefix + [{"role": "user", "content": NEXT_REQUEST_ABOUT.format(area=rng.choice(AREAS))}]
                          for _ in range(math.ceil(missing * 1.5))]
-        completions = backend.complete(
-            conversations, role.sampling, seed + 1000 * round_number, desc=f"{skill.key}: requests"
-        )
-        for completion in completions:
+        completions = backend.complete(conversations, role.sampling, seed + 1000 * round_number,
+                                       desc=f"{skill.key}: requests", answer_start=form.opening)
+        for completion in map(form.complete, completions):
             request = clean_request(completion.text)
             reason = ("cut_off" if completion.finish_reason != "stop" else
                       "too_short" if len(request) < MIN_REQUEST_CHARS else
@@ -165,13 +171,17 @@ def answer_requests(
     desc: str,
 ) -> list[Answer]:
     """Rejection sampling: each request gets up to ``settings.samples`` answers and keeps the first
-    that ends its turn and passes every skill-level check (with filtering off, the first that ends
-    its turn). Each round shows the teacher ``settings.examples`` worked examples from ``shown``;
+    that ends its turn, does not copy the skill text and passes every skill-level check (with
+    filtering off, the first that ends its turn without copying). Each round shows the teacher ``settings.examples`` worked examples from ``shown``;
     with ``learn``, answers accepted in a round join ``shown`` for the next (training requests
     only: a held-out answer must never teach the teacher)."""
+    skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
+    form = Form.shared_by([example["answer"] for example in worked_examples(skill)])
+
     def acceptable(answer: Answer) -> bool:
         ended = answer.completion.finish_reason == "stop"
-        return ended and (answer.passed is not False or not settings.filter_by_checks)
+        copied = bool(word_ngrams(answer.completion.text, settings.copy_ngram_words) & skill_ngrams)
+        return ended and not copied and (answer.passed is not False or not settings.filter_by_checks)
 
     kept: list[Answer | None] = [None] * len(requests)
     tries = [0] * len(requests)
@@ -187,8 +197,9 @@ def answer_requests(
             role.sampling,
             seed + 7919 * attempt,
             desc=f"{skill.key}: {desc}" + (f" (try {attempt + 1})" if attempt else ""),
+            answer_start=form.opening,
         )
-        for index, completion in zip(pending, completions):
+        for index, completion in zip(pending, map(form.complete, completions)):
             tries[index] += 1
             passed = None if not skill.checks else (
                 completion.finish_reason == "stop" and not failed_checks(skill.checks, completion.text))

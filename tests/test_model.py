@@ -61,6 +61,19 @@ def test_cached_prefix_generates_what_full_prefill_generates(model, tokenizer, m
     assert {c.finish_reason for c in cached} <= {"stop", "length"}
 
 
+def test_an_answer_start_is_written_for_the_model_and_kept_in_the_text(model, tokenizer) -> None:
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=3)
+    conversations = [conversation(request, system=SKILL_TEXT) for request in REQUESTS]
+    greedy = Sampling(max_new_tokens=8)
+    plain = backend.complete(conversations, greedy, seed=0)
+    started = backend.complete(conversations, greedy, seed=0, answer_start="docs(readme):")
+    opening_tokens = len(tokenizer("docs(readme):", add_special_tokens=False)["input_ids"])
+    for before, after in zip(plain, started):
+        assert after.text.startswith("docs(readme):") and len(after.text) > len("docs(readme):")
+        assert after.prompt_tokens == before.prompt_tokens + opening_tokens
+    assert [c.text for c in started] != [c.text for c in plain]
+
+
 def test_answer_nll_matches_unbatched_loss(model, tokenizer) -> None:
     conversations = [conversation(request, system=SKILL_TEXT) for request in REQUESTS]
     answers = ["fix(config): handle an empty file", "feat(cli): add a --verbose flag", "docs: update install"]

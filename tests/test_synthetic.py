@@ -9,6 +9,7 @@ import pytest
 
 from s2l.checks import failed_checks
 from s2l.generation import LocalBackend
+from s2l.overlap import word_ngrams
 from s2l.skill import load_skill
 from s2l.synthetic import Role, TeacherSettings, answer_requests, teacher_conversation, worked_examples
 
@@ -75,3 +76,18 @@ def test_a_skill_without_checks_keeps_the_first_answer_that_ends_its_turn(model,
         assert answer.passed is None
         if answer.samples == 1:  # kept at once: it ended its turn, and nothing else is asked of it
             assert answer.completion.finish_reason == "stop"
+
+
+def test_an_answer_that_repeats_the_skill_text_is_never_accepted(model, tokenizer):
+    # Asked a worked example's own request, the 135M teacher tends to repeat that example's answer.
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    requests = [example["request"] for example in SKILL.examples]
+    settings = TeacherSettings(examples=2, samples=2, copy_ngram_words=6)
+    kept = answer_requests(SKILL, requests, ["a", "b"], backend, TEACHER, settings, 0, SEEDS, learn=False, desc="copies")
+    skill_runs = word_ngrams(SKILL.text, 6)
+    for answer in kept:
+        copies = bool(word_ngrams(answer.completion.text, 6) & skill_runs)
+        if answer.samples == 1:
+            assert not copies  # accepted at once, so it must not repeat the skill text
+        if copies:
+            assert answer.samples == 2  # a copy never ends the search

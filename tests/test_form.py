@@ -1,0 +1,59 @@
+"""The form a skill's examples share (s2l.form): the opening written for the model, the ending where
+an answer is complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from s2l.form import PARAGRAPH_BREAK, Form
+from s2l.generation import Completion
+from s2l.skill import load_skill
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCSTRINGS = ['"""Return the area.\n\nArgs:\n    w (float): Width.\n"""', '"""Load a file.\n\nReturns:\n    dict: Data.\n"""']
+FUNCTIONS = ["def area(width: float) -> float:\n    return width * 2", "def load(path: str) -> dict:\n    return {}"]
+
+
+def completion(text: str, finish_reason: str = "length") -> Completion:
+    return Completion(text, finish_reason, prompt_tokens=10, completion_tokens=20)
+
+
+def test_docstrings_open_with_quotes_and_end_on_the_closing_line():
+    assert Form.shared_by(DOCSTRINGS) == Form('"""', '\n"""')
+
+
+def test_an_opening_never_ends_inside_a_word_nor_with_a_space():
+    assert Form.shared_by(FUNCTIONS).opening == "def"  # not "def " (the tokenizer writes " area" as one piece)
+    assert Form.shared_by(["fix(parser): a\n\nbody", "feat(api)!: b\n\nbody"]).opening == ""  # not "f"
+    assert Form.shared_by(["## [1.4.0] - x\n\n- a", "## [2.0.0] - y\n\n- b"]).opening == "## ["
+
+
+def test_one_paragraph_examples_end_at_a_blank_line_and_a_shared_final_period_is_no_ending():
+    assert Form.shared_by(FUNCTIONS).ending == PARAGRAPH_BREAK
+    assert Form.shared_by(["Fixed a crash.", "Added a flag."]).ending == PARAGRAPH_BREAK
+    assert Form.shared_by(["Fixed a crash.\n\nCloses #1.", "Added a flag.\n\nSee #2."]).ending == ""
+
+
+def test_one_example_shows_no_shared_form():
+    assert Form.shared_by(DOCSTRINGS[:1]) == Form()
+
+
+def test_an_answer_is_cut_at_its_first_ending_and_counts_as_finished():
+    form = Form('"""', '\n"""')
+    cut = form.complete(completion('"""Return x.\n\nArgs:\n    a (int): A.\n"""\n\ndef f(a):\n    pass'))
+    assert cut.text == '"""Return x.\n\nArgs:\n    a (int): A.\n"""' and cut.finish_reason == "stop"
+    unfinished = completion('"""Return x.\n\nArgs:\n    a (int): A.')
+    assert form.complete(unfinished) == unfinished  # never reached the closing line: still cut off
+    request = Form("def", PARAGRAPH_BREAK).complete(completion("def f():\n    return 1\n\nprint(f())"))
+    assert request.text == "def f():\n    return 1" and request.finish_reason == "stop"
+
+
+def test_the_shipped_skills_forms():
+    def forms(key: str) -> tuple[Form, Form]:
+        skill = load_skill(ROOT / "skills" / key)
+        return (Form.shared_by([e["request"] for e in skill.examples]),
+                Form.shared_by([e["answer"] for e in skill.examples]))
+
+    assert forms("google-docstrings") == (Form("def", PARAGRAPH_BREAK), Form('"""', '\n"""'))
+    assert forms("conventional-commits") == (Form("", PARAGRAPH_BREAK), Form("", ""))
+    assert forms("keep-a-changelog") == (Form("", PARAGRAPH_BREAK), Form("## [", ""))
