@@ -38,10 +38,11 @@ class Backend(Protocol):
 
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
-        answer_start: str = "",
+        answer_start: str = "", stop: str = "",
     ) -> list[Completion]:
         """One completion per conversation. ``answer_start`` is written as the opening of every answer
-        and the model continues from it; each completion's text includes it."""
+        and the model continues from it; each completion's text includes it. Generation may end once
+        an answer holds ``stop`` (the text keeps it; whatever follows is the caller's to cut)."""
 
 
 def common_prefix_length(sequences: list[list[int]]) -> int:
@@ -104,7 +105,7 @@ class LocalBackend:
     @torch.inference_mode()
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
-        answer_start: str = "",
+        answer_start: str = "", stop: str = "",
     ) -> list[Completion]:
         opening = self.tokenizer(answer_start, add_special_tokens=False)["input_ids"] if answer_start else []
         encoded = [prompt_ids(self.tokenizer, messages) + opening for messages in conversations]
@@ -116,12 +117,12 @@ class LocalBackend:
         for number, batch in enumerate(tqdm(batches, desc=desc or "generate", unit="batch")):
             torch.manual_seed(seed + number)
             for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling,
-                                                               answer_start)):
+                                                               answer_start, stop)):
                 results[index] = completion
         return results  # type: ignore[return-value]
 
     def _generate(
-        self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_start: str
+        self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_start: str, stop: str
     ) -> list[Completion]:
         pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
         input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad)
@@ -137,6 +138,8 @@ class LocalBackend:
             top_k=None,
             pad_token_id=pad,
             eos_token_id=eos,
+            # A row that reached ``stop`` is done: the batch ends when every row is, not at the budget.
+            **({"stop_strings": [stop], "tokenizer": self.tokenizer} if stop else {}),
         )
         completions = []
         for prompt, row in zip(prompts, output[:, input_ids.shape[1] :].tolist()):

@@ -143,7 +143,8 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
         conversations = [prefix + [{"role": "user", "content": NEXT_REQUEST_ABOUT.format(area=rng.choice(AREAS))}]
                          for _ in range(math.ceil(missing * 1.5))]
         completions = backend.complete(conversations, role.sampling, seed + 1000 * round_number,
-                                       desc=f"{skill.key}: requests", answer_start=form.opening)
+                                       desc=f"{skill.key}: requests", answer_start=form.opening,
+                                       stop=form.ending)
         for completion in map(form.complete, completions):
             request = clean_request(completion.text)
             reason = ("cut_off" if completion.finish_reason != "stop" else
@@ -198,6 +199,7 @@ def answer_requests(
             seed + 7919 * attempt,
             desc=f"{skill.key}: {desc}" + (f" (try {attempt + 1})" if attempt else ""),
             answer_start=form.opening,
+            stop=form.ending,
         )
         for index, completion in zip(pending, map(form.complete, completions)):
             tries[index] += 1

@@ -74,6 +74,18 @@ def test_an_answer_start_is_written_for_the_model_and_kept_in_the_text(model, to
     assert [c.text for c in started] != [c.text for c in plain]
 
 
+def test_generation_stops_at_the_stop_string_instead_of_the_budget(model, tokenizer) -> None:
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=3)
+    conversations = [conversation(request, system=SKILL_TEXT) for request in REQUESTS]
+    greedy = Sampling(max_new_tokens=40)
+    full = backend.complete(conversations, greedy, seed=0)
+    stopped = backend.complete(conversations, greedy, seed=0, stop=" ")
+    for whole, cut in zip(full, stopped):
+        assert whole.text.startswith(cut.text)  # greedy: the same answer, ended at its first space
+        assert len(cut.text) < len(whole.text)
+        assert cut.completion_tokens < whole.completion_tokens
+
+
 def test_answer_nll_matches_unbatched_loss(model, tokenizer) -> None:
     conversations = [conversation(request, system=SKILL_TEXT) for request in REQUESTS]
     answers = ["fix(config): handle an empty file", "feat(cli): add a --verbose flag", "docs: update install"]
