@@ -61,12 +61,16 @@ def test_cached_prefix_generates_what_full_prefill_generates(model, tokenizer, m
     assert {c.finish_reason for c in cached} <= {"stop", "length"}
 
 
-def test_an_answer_start_is_written_for_the_model_and_kept_in_the_text(model, tokenizer) -> None:
+def greedy_answers(model, tokenizer, max_new_tokens: int, **options) -> tuple[list, list]:
+    """Greedy answers to REQUESTS with the skill in context, with and without ``options``."""
     backend = LocalBackend(model, tokenizer, "smollm2", batch_size=3)
     conversations = [conversation(request, system=SKILL_TEXT) for request in REQUESTS]
-    greedy = Sampling(max_new_tokens=8)
-    plain = backend.complete(conversations, greedy, seed=0)
-    started = backend.complete(conversations, greedy, seed=0, answer_start="docs(readme):")
+    greedy = Sampling(max_new_tokens=max_new_tokens)
+    return backend.complete(conversations, greedy, seed=0), backend.complete(conversations, greedy, seed=0, **options)
+
+
+def test_an_answer_start_is_written_for_the_model_and_kept_in_the_text(model, tokenizer) -> None:
+    plain, started = greedy_answers(model, tokenizer, 8, answer_start="docs(readme):")
     opening_tokens = len(tokenizer("docs(readme):", add_special_tokens=False)["input_ids"])
     for before, after in zip(plain, started):
         assert after.text.startswith("docs(readme):") and len(after.text) > len("docs(readme):")
@@ -75,11 +79,7 @@ def test_an_answer_start_is_written_for_the_model_and_kept_in_the_text(model, to
 
 
 def test_generation_stops_at_the_stop_string_instead_of_the_budget(model, tokenizer) -> None:
-    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=3)
-    conversations = [conversation(request, system=SKILL_TEXT) for request in REQUESTS]
-    greedy = Sampling(max_new_tokens=40)
-    full = backend.complete(conversations, greedy, seed=0)
-    stopped = backend.complete(conversations, greedy, seed=0, stop=" ")
+    full, stopped = greedy_answers(model, tokenizer, 40, stop=" ")
     for whole, cut in zip(full, stopped):
         assert whole.text.startswith(cut.text)  # greedy: the same answer, ended at its first space
         assert len(cut.text) < len(whole.text)
