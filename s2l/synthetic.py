@@ -173,9 +173,10 @@ def answer_requests(
 ) -> list[Answer]:
     """Rejection sampling: each request gets up to ``settings.samples`` answers and keeps the first
     that ends its turn, does not copy the skill text and passes every skill-level check (with
-    filtering off, the first that ends its turn without copying). Each round shows the teacher ``settings.examples`` worked examples from ``shown``;
-    with ``learn``, answers accepted in a round join ``shown`` for the next (training requests
-    only: a held-out answer must never teach the teacher)."""
+    filtering off, the first that ends its turn without copying). Each round shows the teacher
+    ``settings.examples`` worked examples from ``shown``; with ``learn``, answers accepted in a
+    round join ``shown`` for the next (training requests only: a held-out answer must never teach
+    the teacher)."""
     skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
     form = Form.shared_by([example["answer"] for example in worked_examples(skill)])
 
