@@ -11,7 +11,14 @@ from s2l.checks import failed_checks
 from s2l.generation import LocalBackend
 from s2l.overlap import word_ngrams
 from s2l.skill import load_skill
-from s2l.synthetic import Role, TeacherSettings, answer_requests, teacher_conversation, worked_examples
+from s2l.synthetic import (
+    Role,
+    TeacherSettings,
+    answer_requests,
+    generate_requests,
+    teacher_conversation,
+    worked_examples,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = load_skill(ROOT / "skills" / "conventional-commits")
@@ -91,3 +98,22 @@ def test_an_answer_that_repeats_the_skill_text_is_never_accepted(model, tokenize
             assert not copies  # accepted at once, so it must not repeat the skill text
         if copies:
             assert answer.samples == 2  # a copy never ends the search
+
+
+def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tokenizer):
+    # google-docstrings' examples are functions answered by docstrings: the generator writes functions
+    # (it used to write prose about them) and the teacher's answers open with the docstring's quotes.
+    docstrings = load_skill(ROOT / "skills" / "google-docstrings")
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    generator = Role("local", "smollm2", temperature=0.8, top_p=0.95, max_new_tokens=96)
+    requests, _ = generate_requests(docstrings, backend, generator, 4, seed=0)
+    assert requests and all(request.startswith("def ") for request in requests)
+    assert all("\n\n" not in request for request in requests)  # one paragraph, like the examples
+    answers = answer_requests(docstrings, requests, [str(n) for n in range(len(requests))], backend, TEACHER,
+                              TeacherSettings(examples=2, samples=1), 0, worked_examples(docstrings), learn=False,
+                              desc="docstrings")
+    for answer in answers:
+        assert answer.completion.text.startswith('"""')
+        if '\n"""' in answer.completion.text:
+            assert answer.completion.text.endswith('\n"""')  # cut at the closing line, nothing after it
+            assert answer.completion.finish_reason == "stop"
