@@ -13,7 +13,7 @@ from typing import Any
 
 from s2l.chat import supervised_ids
 from s2l.errors import UserError
-from s2l.overlap import NearDuplicates, normalize, word_ngrams
+from s2l.overlap import NearDuplicates, normalize, repeats_a_run, word_ngrams
 from s2l.schemas import SchemaError, validate
 from s2l.skill import Skill
 
@@ -61,7 +61,7 @@ def rejection_reason(
     seen_requests.add(request_key)
     if token_count(record) > settings.max_seq_len:
         return "longer_than_max_seq_len"
-    if word_ngrams(record["answer"], settings.copy_ngram_words) & skill_ngrams:
+    if repeats_a_run(record["answer"], skill_ngrams, settings.copy_ngram_words):
         return "copies_skill_text"
     return None
 

@@ -21,6 +21,11 @@ def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
+def repeats_a_run(text: str, runs: set[tuple[str, ...]], n: int) -> bool:
+    """Whether ``text`` holds one of ``runs`` (the ``word_ngrams(source, n)`` of a source text)."""
+    return not runs.isdisjoint(word_ngrams(text, n))
+
+
 def shingles(text: str) -> frozenset[tuple[str, ...]]:
     """Word 3-grams of the text, punctuation and case ignored (single words for very short texts)."""
     words = _WORD.findall(text.lower())

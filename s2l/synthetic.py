@@ -25,7 +25,7 @@ from s2l.checks import failed_checks
 from s2l.errors import UserError
 from s2l.form import Form
 from s2l.generation import Backend, Completion, Sampling
-from s2l.overlap import NearDuplicates, word_ngrams
+from s2l.overlap import NearDuplicates, repeats_a_run, word_ngrams
 from s2l.skill import Skill
 
 GENERATOR_SYSTEM = (
@@ -182,7 +182,7 @@ def answer_requests(
 
     def acceptable(answer: Answer) -> bool:
         ended = answer.completion.finish_reason == "stop"
-        copied = bool(word_ngrams(answer.completion.text, settings.copy_ngram_words) & skill_ngrams)
+        copied = repeats_a_run(answer.completion.text, skill_ngrams, settings.copy_ngram_words)
         return ended and not copied and (answer.passed is not False or not settings.filter_by_checks)
 
     kept: list[Answer | None] = [None] * len(requests)
