@@ -7,7 +7,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from s2l.config import validated
+from s2l.config import check_api_keys, validated
 from s2l.errors import UserError
 from s2l.plan import build_plan, manifest_path, write_plan
 from s2l.runner import FORCED_ENV
@@ -17,9 +17,11 @@ from s2l.specs import spec_path
 
 try:
     config.update(validated(config))
+    check_api_keys(config)
 except UserError as error:
     raise WorkflowError(f"config: {error}") from None
 
+# An endpoint a role is configured with stays reachable: offline only forbids hub downloads.
 if config["offline"]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -4,6 +4,7 @@ rule dataset:
         spec=spec("dataset"),
         skill="build/skills/{skill}.json",
         synthetic="build/synthetic/{skill}.jsonl",
+        usage="build/synthetic/{skill}.usage.json",
         model="build/models/base",
     output:
         records="build/datasets/{skill}.jsonl",
@@ -16,5 +17,6 @@ rule dataset:
         runtime=5,
     shell:
         "{S2L} dataset --spec {input.spec} --skill {input.skill} --synthetic {input.synthetic}"
+        " --usage {input.usage}"
         " --model {input.model} --out {output.records} --report {output.report}"
         " --manifest {output.manifest} {STORE}"

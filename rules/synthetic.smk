@@ -6,6 +6,7 @@ rule synthesize:
         model="build/models/base",
     output:
         records="build/synthetic/{skill}.jsonl",
+        usage="build/synthetic/{skill}.usage.json",
         manifest=manifest("synthesize"),
     threads: MODEL_THREADS
     benchmark:
@@ -15,4 +16,4 @@ rule synthesize:
         runtime=60,
     shell:
         "{S2L} synthesize --spec {input.spec} --skill {input.skill} --model {input.model}"
-        " --out {output.records} --manifest {output.manifest} {STORE} --threads {threads}"
+        " --out {output.records} --usage {output.usage} --manifest {output.manifest} {STORE} --threads {threads}"

@@ -32,12 +32,13 @@ def cmd_check_skill(args: argparse.Namespace) -> None:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
-    stages.synthesize(stage_run(args, **{"records.jsonl": args.out}), args.skill, args.model, args.out, args.threads)
+    run = stage_run(args, **{"records.jsonl": args.out, "usage.json": args.usage})
+    stages.synthesize(run, args.skill, args.model, args.out, args.usage, args.threads)
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
     run = stage_run(args, **{"records.jsonl": args.out, "report.json": args.report})
-    stages.dataset(run, args.skill, args.synthetic, args.model, args.out, args.report)
+    stages.dataset(run, args.skill, args.synthetic, args.usage, args.model, args.out, args.report)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -116,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "validate skill folders and print their warnings; exit 1 if any failed")
     check.add_argument("folders", type=Path, nargs="+", help="skill folders (each with a SKILL.md)")
     check.add_argument("--strict", action="store_true", help="treat spec deviations as errors")
-    stage("synthesize", cmd_synthesize, "generate requests and teacher answers", "skill", "model", "out")
+    stage("synthesize", cmd_synthesize, "generate requests and teacher answers; --usage: what each role's "
+          "backend sent, its tokens, retries and cache hits", "skill", "model", "out", "usage")
     stage("dataset", cmd_dataset, "validate and filter synthetic records into a dataset",
-          "skill", "synthetic", "model", "out", "report")
+          "skill", "synthetic", "usage", "model", "out", "report")
     stage("train", cmd_train, "train the skill's LoRA adapter", "skill", "dataset", "model", "out")
     stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter", "skill", "dataset", "model",
           "adapter", "out")

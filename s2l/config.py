@@ -7,15 +7,19 @@ for a boolean, before the schema is checked.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from s2l.errors import UserError
 from s2l.schemas import SCHEMA_DIR, load_schema, validate
 
 DEFAULT_CONFIG = SCHEMA_DIR.parent / "config.yaml"
 CONFIG_SCHEMA = "config.schema.yaml"
+# Roles that may use an endpoint; each is ``generation.<role>`` in the config.
+ENDPOINT_ROLES = ("generator", "teacher")
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False,
                  "0": False}
 
@@ -37,6 +41,25 @@ def validated(config: dict[str, Any]) -> dict[str, Any]:
     config = coerce_booleans(config, load_schema(CONFIG_SCHEMA))
     validate(config, CONFIG_SCHEMA)
     return config
+
+
+def api_key_from_env(variable: str, where: str) -> str:
+    """The API key in environment variable ``variable``; ``where`` is the config entry that names it.
+    Keys live only in the environment: the config holds the variable's name, never its value."""
+    key = os.environ.get(variable)
+    if not key:
+        raise UserError(f"{where}.connection.api_key_env: environment variable {variable} is not set "
+                        f"(export {variable}=... before running the build)")
+    return key
+
+
+def check_api_keys(config: dict[str, Any]) -> None:
+    """Fail before any job runs when a role's endpoint key variable is unset."""
+    for role in ENDPOINT_ROLES:
+        settings = config["generation"][role]
+        variable = settings.get("connection", {}).get("api_key_env")
+        if settings["backend"] == "openai" and variable:
+            api_key_from_env(variable, f"generation.{role}")
 
 
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

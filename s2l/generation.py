@@ -1,9 +1,11 @@
-"""Generation backends. ``local``: batched in-process generation with the prepared model."""
+"""Generation backends. ``local``: batched in-process generation with the prepared model; ``openai``
+(s2l/endpoint.py): any OpenAI-compatible endpoint. Both count what they did in a ``Usage``."""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import torch
@@ -33,16 +35,43 @@ class Completion:
     completion_tokens: int
 
 
+@dataclass
+class Usage:
+    """What one role's backend did in a build: the accounting behind a dataset's cost."""
+
+    requests: int = 0  # completions asked for
+    sent: int = 0  # of those, sent to the model (not answered from the request cache)
+    retries: int = 0  # extra attempts after a 429, a 5xx or a dropped connection
+    cache_hits: int = 0
+    prompt_tokens: int = 0  # of the requests sent
+    completion_tokens: int = 0
+    wall_seconds: float = 0.0
+
+    def add(self, completions: list[Completion], started: float) -> None:
+        self.prompt_tokens += sum(c.prompt_tokens for c in completions)
+        self.completion_tokens += sum(c.completion_tokens for c in completions)
+        self.wall_seconds += time.monotonic() - started
+
+    def summary(self, price: dict[str, float] | None = None) -> dict[str, float | int | None]:
+        """The counts, and with a price per million prompt and completion tokens, the estimated cost."""
+        cost = None if price is None else round(
+            (self.prompt_tokens * price["prompt"] + self.completion_tokens * price["completion"]) / 1e6, 6)
+        return {**asdict(self), "wall_seconds": round(self.wall_seconds, 2), "estimated_cost": cost}
+
+
 class Backend(Protocol):
     model_id: str
+    usage: Usage
 
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
-        answer_start: str = "", stop: str = "",
+        answer_start: str = "", stop: str = "", json_schema: dict | None = None,
     ) -> list[Completion]:
         """One completion per conversation. ``answer_start`` is written as the opening of every answer
-        and the model continues from it; each completion's text includes it. Generation may end once
-        an answer holds ``stop`` (the text keeps it; whatever follows is the caller's to cut)."""
+        and the model continues from it; each completion's text includes it (a backend that cannot
+        prefill an answer ignores it). Generation may end once an answer holds ``stop`` (the text
+        keeps it; whatever follows is the caller's to cut). ``json_schema``: the answer is asked to
+        be JSON of that schema, where the backend can enforce it."""
 
 
 def common_prefix_length(sequences: list[list[int]]) -> int:
@@ -101,12 +130,14 @@ class LocalBackend:
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.batch_size = batch_size
+        self.usage = Usage()
 
     @torch.inference_mode()
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
-        answer_start: str = "", stop: str = "",
+        answer_start: str = "", stop: str = "", json_schema: dict | None = None,
     ) -> list[Completion]:
+        started = time.monotonic()
         opening = self.tokenizer(answer_start, add_special_tokens=False)["input_ids"] if answer_start else []
         encoded = [prompt_ids(self.tokenizer, messages) + opening for messages in conversations]
         prefix = PrefixCache(self.model, encoded)
@@ -119,6 +150,9 @@ class LocalBackend:
             for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling,
                                                                answer_start, stop)):
                 results[index] = completion
+        self.usage.requests += len(results)
+        self.usage.sent += len(results)
+        self.usage.add(results, started)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
     def _generate(

@@ -90,6 +90,9 @@ def prepare_base_model(source: str, model_id: str, out_dir: Path, sha256: str) -
         model.load_state_dict(loaded.state_dict())
     else:
         model = loaded
+    # Every caller here sets greedy or sampled decoding per call; a server that reads the folder's
+    # defaults (`transformers serve` samples only where do_sample is on) then honours temperature.
+    model.generation_config.do_sample = True
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

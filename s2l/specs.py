@@ -20,14 +20,17 @@ Stage names are the rule names, everywhere: specs, manifests, store folders, ``s
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import platform
 from pathlib import Path
 from typing import Any
 
+from s2l.config import ENDPOINT_ROLES
+
 # Bump a stage's version when its code changes what it produces; that reruns it for every skill.
-STAGE_VERSIONS = {"prepare_model": 1, "parse_skill": 1, "synthesize": 1, "dataset": 1, "train": 1,
+STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 1, "synthesize": 2, "dataset": 1, "train": 1,
                   "evaluate": 1, "benchmark": 1}
 SKILL_STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 # Stages whose outputs a stage reads: their plan keys are part of its plan key, their output bytes
@@ -56,7 +59,9 @@ STAGE_CHECK_KEYS = {
                     "generation.teacher_examples"),
     "dataset": ("dataset.min_train_records", "dataset.min_eval_records"),
 }
-NOT_KEYED = ("key", "inputs", "checks")
+# How a role reaches its endpoint (``generation.<role>.connection``: key variable, timeout,
+# concurrency, retries, price) changes no answer: the job reads it from ``connections``, no key holds it.
+NOT_KEYED = ("key", "inputs", "checks", "connections")
 
 
 def config_value(config: dict[str, Any], dotted: str) -> Any:
@@ -82,8 +87,12 @@ def stage_spec(stage: str, config: dict[str, Any], skill: str | None = None) -> 
     spec: dict[str, Any] = {
         "stage": stage,
         "version": STAGE_VERSIONS[stage],
-        "config": config_slice(config, STAGE_CONFIG_KEYS[stage]),
+        "config": copy.deepcopy(config_slice(config, STAGE_CONFIG_KEYS[stage])),
     }
+    roles = spec["config"].get("generation", {})
+    connections = {name: roles[name].pop("connection") for name in ENDPOINT_ROLES if "connection" in roles.get(name, {})}
+    if connections:
+        spec["connections"] = connections
     if stage in STAGE_CHECK_KEYS:
         spec["checks"] = config_slice(config, STAGE_CHECK_KEYS[stage])
     if skill is not None:

@@ -19,6 +19,9 @@ from s2l.runner import StageRun, run_stage
 from s2l.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
 from s2l.specs import read_spec, software_versions
 
+# Where the request cache lives when a stage is run by hand without --cache-dir.
+DEFAULT_CACHE_DIR = Path(".s2l-cache")
+
 
 def set_threads(threads: int) -> None:
     import torch
@@ -126,24 +129,51 @@ def check_skills(folders: list[Path], strict: bool) -> bool:
     return passed
 
 
-def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, threads: int) -> None:
+def role_backends(spec: dict[str, Any], model: Path, cache_dir: Path) -> dict[str, tuple[Any, Any]]:
+    """(backend, Role) for the generator and the teacher, each its own backend so each is accounted
+    for apart; local roles share one loaded model, which is loaded only if some role is local."""
+    from s2l.config import ENDPOINT_ROLES
+    from s2l.endpoint import Connection, OpenAIBackend
+    from s2l.generation import LocalBackend
+    from s2l.request_cache import RequestCache
+    from s2l.synthetic import Role
+
+    generation = spec["config"]["generation"]
+    local = None
+    backends = {}
+    for name in ENDPOINT_ROLES:
+        settings = generation[name]
+        if settings["backend"] == "openai":
+            connection = Connection(**spec.get("connections", {}).get(name, {}))
+            backend = OpenAIBackend(settings["base_url"], settings["model"], connection,
+                                    RequestCache(cache_dir), where=f"generation.{name}")
+            role = Role(**settings)
+        else:
+            if local is None:
+                from s2l.model import load_model, load_tokenizer
+
+                local = load_model(model), load_tokenizer(model)
+            model_id = base_model_provenance(model)["model_id"]
+            backend = LocalBackend(*local, model_id, generation["batch_size"])
+            role = Role(**{**settings, "model": model_id})
+        backends[name] = backend, role
+    return backends
+
+
+def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_file: Path, threads: int) -> None:
     def build(spec: dict[str, Any]) -> None:
-        from s2l.generation import LocalBackend
-        from s2l.model import load_model, load_tokenizer
-        from s2l.synthetic import Role, TeacherSettings
+        from s2l.synthetic import TeacherSettings
         from s2l.synthetic import synthesize as synthesize_records
 
         set_threads(threads)
         settings = spec["config"]
         generation, seed = settings["generation"], settings["seed"]
         skill = read_parsed_skill(skill_file)
-        model_id = base_model_provenance(model)["model_id"]
-        backend = LocalBackend(load_model(model), load_tokenizer(model), model_id, generation["batch_size"])
-        roles = {name: Role(backend="local", model=model_id, **generation[name]) for name in ("generator", "teacher")}
+        roles = role_backends(spec, model, run.cache_dir or DEFAULT_CACHE_DIR)
         records = synthesize_records(
             skill,
-            generator=(backend, roles["generator"]),
-            teacher=(backend, roles["teacher"]),
+            generator=roles["generator"],
+            teacher=roles["teacher"],
             train_examples=generation["train_examples"],
             eval_examples=generation["eval_examples"],
             seed=seed,
@@ -151,12 +181,20 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, threads:
                                      generation["filter_by_checks"], settings["dataset"]["copy_ngram_words"]),
         )
         count = write_jsonl(out, records)
-        print(f"{skill.key}: wrote {count} synthetic records to {out}")
+        usage = {name: {"backend": role.backend, "model": role.model,
+                        **backend.usage.summary(spec.get("connections", {}).get(name, {}).get(
+                            "price_per_million_tokens"))}
+                 for name, (backend, role) in roles.items()}
+        write_json(usage_file, usage)
+        print(f"{skill.key}: wrote {count} synthetic records to {out}; "
+              + "; ".join(f"{name}: {u['sent']} requests sent, {u['cache_hits']} from the request cache"
+                          for name, u in usage.items()))
 
     run_stage(run, build)
 
 
-def dataset(run: StageRun, skill_file: Path, synthetic: Path, model: Path, out: Path, report_file: Path) -> None:
+def dataset(run: StageRun, skill_file: Path, synthetic: Path, usage_file: Path, model: Path, out: Path,
+            report_file: Path) -> None:
     def build(spec: dict[str, Any]) -> None:
         from s2l.dataset import build_dataset
         from s2l.model import load_tokenizer
@@ -165,6 +203,8 @@ def dataset(run: StageRun, skill_file: Path, synthetic: Path, model: Path, out: 
         skill = read_parsed_skill(skill_file)
         records, report = build_dataset(read_jsonl(synthetic), skill, load_tokenizer(model), settings)
         write_jsonl(out, records)
+        # How the data was made, per role: requests, tokens, retries, cache hits, wall time, cost.
+        report["usage"] = json.loads(usage_file.read_text(encoding="utf-8"))
         write_json(report_file, report)
         print(f"{skill.key}: kept {report['kept']} of {report['input_records']}; dropped {report['dropped']}")
 

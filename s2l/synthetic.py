@@ -12,6 +12,7 @@ training data, and a generated request that nearly repeats an evals.json prompt 
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -33,6 +34,9 @@ GENERATOR_SYSTEM = (
     "Each input is new, short, of the same kind as the earlier ones, and holds the concrete details the "
     "assistant needs. Write only the input."
 )
+STRUCTURED = " Answer with a JSON object whose one key, \"request\", holds the input."
+REQUEST_SCHEMA = {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"],
+                  "additionalProperties": False}
 NEXT_REQUEST = "Write one new input."
 NEXT_REQUEST_ABOUT = "Write one new input, about {area}."
 # Every prompt in a round shares one few-shot prefix (computed once, see PrefixCache); the short
@@ -61,6 +65,8 @@ class Role:
     temperature: float
     top_p: float
     max_new_tokens: int
+    base_url: str | None = None  # the endpoint (openai backend)
+    structured: bool = False  # requests asked for as JSON (generator)
 
     @property
     def sampling(self) -> Sampling:
@@ -116,24 +122,42 @@ def clean_request(text: str) -> str:
     return re.sub(r"^(request|new request)\s*:\s*", "", text, flags=re.IGNORECASE)
 
 
-def generator_prefix(skill: Skill) -> list[Message]:
+def structured_request(text: str) -> str | None:
+    """The request in an answer ``{"request": "..."}`` (in a Markdown code fence or not); None when
+    the answer is not that JSON."""
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text.strip(), flags=re.DOTALL)
+    try:
+        value = json.loads(fenced.group(1) if fenced else text)
+    except json.JSONDecodeError:
+        return None
+    request = value.get("request") if isinstance(value, dict) else None
+    return request if isinstance(request, str) else None
+
+
+def generator_prefix(skill: Skill, structured: bool = False) -> list[Message]:
     """The skill's own example requests as earlier turns: a 135M model stays on task far better
-    with them than with a description alone. evals.json prompts are never shown."""
-    messages = [{"role": "system", "content": GENERATOR_SYSTEM.format(description=skill.description)}]
+    with them than with a description alone (as JSON when requests are asked for as JSON).
+    evals.json prompts are never shown."""
+    system = GENERATOR_SYSTEM.format(description=skill.description) + (STRUCTURED if structured else "")
+    messages = [{"role": "system", "content": system}]
     for example in skill.examples:
-        messages += [{"role": "user", "content": NEXT_REQUEST}, {"role": "assistant", "content": example["request"]}]
+        answer = json.dumps({"request": example["request"]}) if structured else example["request"]
+        messages += [{"role": "user", "content": NEXT_REQUEST}, {"role": "assistant", "content": answer}]
     return messages
 
 
 def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, seed: int) -> tuple[list[str], Counter]:
     """Up to ``count`` distinct requests, none a near-duplicate of another, of an evals.json prompt or
-    of the skill's own examples; and the count of generated texts dropped, per reason."""
+    of the skill's own examples; and the count of generated texts dropped, per reason. Each round
+    asks again for what is still missing (a malformed structured answer among it), up to
+    ``MAX_ROUNDS`` rounds."""
     evals = NearDuplicates([case["prompt"] for case in skill.evals])
     kept = NearDuplicates([example["request"] for example in skill.examples])
     requests: list[str] = []
     dropped: Counter[str] = Counter()
-    prefix = generator_prefix(skill)
-    form = Form.shared_by([example["request"] for example in skill.examples])
+    prefix = generator_prefix(skill, role.structured)
+    # A JSON answer has no form to open or end with.
+    form = Form() if role.structured else Form.shared_by([example["request"] for example in skill.examples])
     for round_number in range(MAX_ROUNDS):
         missing = count - len(requests)
         if missing <= 0:
@@ -144,10 +168,12 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
                          for _ in range(math.ceil(missing * 1.5))]
         completions = backend.complete(conversations, role.sampling, seed + 1000 * round_number,
                                        desc=f"{skill.key}: requests", answer_start=form.opening,
-                                       stop=form.ending)
+                                       stop=form.ending, json_schema=REQUEST_SCHEMA if role.structured else None)
         for completion in map(form.complete, completions):
-            request = clean_request(completion.text)
+            parsed = structured_request(completion.text) if role.structured else completion.text
+            request = clean_request(parsed or "")
             reason = ("cut_off" if completion.finish_reason != "stop" else
+                      "malformed" if parsed is None else
                       "too_short" if len(request) < MIN_REQUEST_CHARS else
                       "near_evals_prompt" if evals.find(request) else
                       "near_duplicate" if kept.find(request) else None)
