@@ -1,0 +1,161 @@
+"""The openai backend against a real OpenAI-compatible server on loopback (``transformers serve`` on
+the embedded model), and against small HTTP servers for the failures that server cannot produce."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from endpoint_server import TransformersServer, free_port
+from s2l.config import check_api_keys, load_config
+from s2l.endpoint import Connection, EndpointError, OpenAIBackend
+from s2l.errors import UserError
+from s2l.generation import Sampling
+from s2l.request_cache import RequestCache
+from s2l.synthetic import structured_request
+
+SAMPLING = Sampling(temperature=0.7, top_p=0.95, max_new_tokens=12)
+QUESTIONS = [[{"role": "user", "content": f"Name a fruit that starts with the letter {letter}."}] for letter in "ABCD"]
+
+
+@pytest.fixture(scope="module")
+def server(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransformersServer]:
+    running = TransformersServer(base_model_dir, tmp_path_factory.mktemp("serve") / "serve.log").start()
+    yield running
+    running.kill()
+
+
+def test_answers_are_cached_so_a_second_run_sends_nothing(server: TransformersServer, tmp_path: Path) -> None:
+    connection = Connection(max_concurrency=4, max_retries=1)
+    first = OpenAIBackend(server.base_url, server.model, connection, RequestCache(tmp_path))
+    before = server.posts()
+    answers = first.complete(QUESTIONS, SAMPLING, seed=0)
+    assert server.posts() - before == 4
+    assert all(answer.text and answer.completion_tokens > 0 for answer in answers)
+    assert (first.usage.sent, first.usage.cache_hits, first.usage.retries) == (4, 0, 0)
+    assert first.usage.prompt_tokens == sum(answer.prompt_tokens for answer in answers) > 0
+
+    again = OpenAIBackend(server.base_url, server.model, connection, RequestCache(tmp_path))
+    repeated = again.complete(QUESTIONS, SAMPLING, seed=0)
+    assert server.posts() - before == 4  # nothing reached the server
+    assert (again.usage.sent, again.usage.cache_hits) == (0, 4)
+    assert [a.text for a in repeated] == [a.text for a in answers]
+    # A changed sampling setting is a different request.
+    again.complete(QUESTIONS[:1], Sampling(0.7, 0.95, 13), seed=0)
+    assert server.posts() - before == 5
+
+
+class ScriptedHandler(BaseHTTPRequestHandler):
+    """Answers each POST with the next (status, headers, body) of ``server.script`` (the last one
+    repeats) and records when each arrived and with which Authorization header."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.server.arrivals.append((time.monotonic(), self.headers.get("authorization")))
+        status, headers, body = self.server.script[min(len(self.server.arrivals), len(self.server.script)) - 1]
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {**headers, "content-type": "application/json",
+                            "content-length": str(len(payload))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def scripted_server(script: list[tuple[int, dict[str, str], dict]]) -> ThreadingHTTPServer:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedHandler)
+    httpd.script, httpd.arrivals = script, []
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+COMPLETION = {"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+              "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fig"}}],
+              "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}
+
+
+def test_a_429_waits_as_long_as_retry_after_says(tmp_path: Path) -> None:
+    # transformers serve never rate-limits, so a scripted server plays the endpoint that does.
+    httpd = scripted_server([(429, {"retry-after": "2"}, {"error": {"message": "rate limited"}}),
+                             (200, {}, COMPLETION)])
+    backend = OpenAIBackend(f"http://127.0.0.1:{httpd.server_port}/v1", "m", Connection(max_retries=3),
+                            RequestCache(tmp_path))
+    [answer] = backend.complete(QUESTIONS[:1], SAMPLING, seed=0)
+    httpd.shutdown()
+    (first, _), (second, _) = httpd.arrivals
+    assert second - first >= 2.0
+    assert answer.text == "fig" and answer.finish_reason == "stop"
+    assert (backend.usage.sent, backend.usage.retries, backend.usage.completion_tokens) == (1, 1, 2)
+
+
+def test_a_wrong_key_fails_at_once_naming_endpoint_model_and_status(tmp_path: Path, monkeypatch) -> None:
+    # transformers serve takes any key, so a scripted server plays the endpoint that refuses one.
+    monkeypatch.setenv("S2L_WRONG_KEY", "sk-wrong-0123456789")
+    httpd = scripted_server([(401, {}, {"error": {"message": "Incorrect API key provided: sk-wrong-0123456789"}})])
+    url = f"http://127.0.0.1:{httpd.server_port}/v1"
+    cache = RequestCache(tmp_path)
+    cache.put("earlier", {"text": "kept"})
+    backend = OpenAIBackend(url, "gpt-x", Connection(api_key_env="S2L_WRONG_KEY", max_retries=5), cache,
+                            where="generation.teacher")
+    started = time.monotonic()
+    with pytest.raises(EndpointError) as raised:
+        backend.complete(QUESTIONS[:1], SAMPLING, seed=0)
+    httpd.shutdown()
+    message = str(raised.value)
+    assert time.monotonic() - started < 5 and len(httpd.arrivals) == 1  # no retry of a 401
+    assert httpd.arrivals[0][1] == "Bearer sk-wrong-0123456789"  # the key went in the header ...
+    assert "sk-wrong-0123456789" not in message  # ... and nowhere else
+    for part in ("generation.teacher", url, "gpt-x", "HTTP 401", "$S2L_WRONG_KEY"):
+        assert part in message
+    assert cache.get("earlier") == {"text": "kept"} and len(cache) == 1
+
+
+def test_an_unreachable_endpoint_fails_naming_it(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    backend = OpenAIBackend(url, "m", Connection(max_retries=1, timeout=5), RequestCache(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(EndpointError, match="cannot reach it") as raised:
+        backend.complete(QUESTIONS, SAMPLING, seed=0)
+    assert url in str(raised.value) and time.monotonic() - started < 10
+
+
+def test_a_key_variable_that_is_not_set_stops_the_build_before_it_starts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("S2L_UNSET_KEY", raising=False)
+    override = tmp_path / "endpoint.yaml"
+    override.write_text("generation:\n  teacher:\n    backend: openai\n    model: gpt-x\n"
+                        "    base_url: https://api.example.com/v1\n    connection: {api_key_env: S2L_UNSET_KEY}\n")
+    config = load_config([override])
+    with pytest.raises(UserError, match=r"generation\.teacher\.connection\.api_key_env: environment variable "
+                                        r"S2L_UNSET_KEY is not set"):
+        check_api_keys(config)
+    monkeypatch.setenv("S2L_UNSET_KEY", "sk-1")
+    check_api_keys(config)
+
+
+def test_an_openai_role_needs_a_model_and_an_endpoint(tmp_path: Path) -> None:
+    override = tmp_path / "endpoint.yaml"
+    override.write_text("generation:\n  generator:\n    backend: openai\n    model: gpt-x\n")
+    with pytest.raises(UserError, match="base_url"):
+        load_config([override])
+
+
+@pytest.mark.parametrize(("text", "request_text"), [
+    ('{"request": "Document parse_config"}', "Document parse_config"),
+    ('```json\n{"request": "Add a changelog entry"}\n```', "Add a changelog entry"),
+    ('{"request": 3}', None),
+    ('{"prompt": "x"}', None),
+    ('["Document it"]', None),
+    ("Document parse_config", None),
+    ('{"request": "cut off', None),
+])
+def test_a_structured_request_is_the_json_asked_for_or_malformed(text: str, request_text: str | None) -> None:
+    assert structured_request(text) == request_text

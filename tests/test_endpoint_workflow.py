@@ -1,0 +1,157 @@
+"""A skill's dataset built by the real workflow with both roles on a real OpenAI-compatible server on
+loopback (``transformers serve``), through a crash of that server, an outage and a restart.
+
+The tests run in file order and share one server and two work directories: a clean build, and one
+whose server is killed mid-generation and rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from endpoint_server import TransformersServer
+from workflow_helpers import ROOT
+
+from s2l.request_cache import CACHE_FILE, RequestCache
+from s2l.schemas import validate
+
+pytestmark = pytest.mark.workflow
+
+SKILL = "conventional-commits"
+KEY_VARIABLE = "S2L_TEST_API_KEY"
+KEY = "sk-s2l-test-7d1c0f5e9a2b4c68"  # must never land in a file the build writes
+TARGET = f"build/datasets/{SKILL}.jsonl"
+SYNTHETIC = f"build/synthetic/{SKILL}.jsonl"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def api_key() -> None:
+    os.environ[KEY_VARIABLE] = KEY  # the workflow's jobs inherit it, as from a user's shell
+    yield
+    os.environ.pop(KEY_VARIABLE, None)
+
+
+@pytest.fixture(scope="module")
+def server(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TransformersServer:
+    running = TransformersServer(base_model_dir, tmp_path_factory.mktemp("serve") / "serve.log").start()
+    yield running
+    running.kill()
+
+
+def make_workdir(root: Path, server: TransformersServer, base_model_dir: Path) -> Path:
+    shutil.copytree(ROOT / "skills" / SKILL, root / "skills" / SKILL)
+    role = {"backend": "openai", "model": server.model, "base_url": server.base_url,
+            "connection": {"api_key_env": KEY_VARIABLE, "max_concurrency": 16, "max_retries": 1, "timeout": 120,
+                           "price_per_million_tokens": {"prompt": 0.5, "completion": 1.5}}}
+    config = {
+        "skills_dir": str(root / "skills"), "cache_dir": str(root / "store"),
+        "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"},
+        "generation": {"train_examples": 4, "eval_examples": 2, "teacher_examples": 1, "teacher_samples": 2,
+                       "generator": role, "teacher": {**role, "max_new_tokens": 96}},
+    }
+    (root / "test.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def snakemake_command(workdir: Path) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
+            TARGET, "--configfile", str(ROOT / "tests" / "quick.yaml"), str(workdir / "test.yaml")]
+
+
+def build(workdir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_command(workdir), capture_output=True, text=True, timeout=900)
+
+
+def cached_requests(workdir: Path) -> int:
+    path = workdir / "store" / CACHE_FILE
+    return len(RequestCache(path.parent)) if path.exists() else 0
+
+
+def usage(workdir: Path) -> dict:
+    return json.loads((workdir / f"build/datasets/{SKILL}.report.json").read_text())["usage"]
+
+
+def files_holding(root: Path, text: bytes) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file() and text in path.read_bytes()]
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory, server: TransformersServer, base_model_dir: Path) -> dict:
+    workdir = make_workdir(tmp_path_factory.mktemp("clean"), server, base_model_dir)
+    before = server.posts()
+    result = build(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"workdir": workdir, "result": result, "posts": server.posts() - before, "server": server}
+
+
+def test_both_roles_build_a_valid_dataset_through_the_endpoint(clean: dict) -> None:
+    workdir = clean["workdir"]
+    synthetic = [json.loads(line) for line in (workdir / SYNTHETIC).read_text().splitlines()]
+    assert len(synthetic) == 6
+    for record in synthetic:
+        for role in ("generator", "teacher"):
+            assert (record[role]["backend"], record[role]["model"], record[role]["base_url"]) == (
+                "openai", clean["server"].model, clean["server"].base_url)
+    records = [json.loads(line) for line in (workdir / TARGET).read_text().splitlines()]
+    assert records
+    for record in records:
+        validate(record, "dataset_record.schema.json")
+    # Accounting: what the server saw is what the report says was sent, and tokens were counted.
+    roles = usage(workdir)
+    assert roles["generator"]["sent"] + roles["teacher"]["sent"] == clean["posts"]
+    for role in roles.values():
+        assert role["backend"] == "openai" and role["cache_hits"] == 0 and role["retries"] == 0
+        assert role["requests"] == role["sent"] > 0 and role["prompt_tokens"] > 0 and role["completion_tokens"] > 0
+        expected = (role["prompt_tokens"] * 0.5 + role["completion_tokens"] * 1.5) / 1e6
+        assert role["estimated_cost"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_key_lands_in_no_file_the_build_wrote(clean: dict) -> None:
+    assert files_holding(clean["workdir"], KEY.encode()) == []
+    assert KEY not in clean["result"].stdout + clean["result"].stderr
+
+
+def test_a_server_killed_mid_generation_then_down_then_back_costs_only_the_missing_requests(
+        tmp_path: Path, server: TransformersServer, base_model_dir: Path, clean: dict) -> None:
+    workdir = make_workdir(tmp_path, server, base_model_dir)
+    running = subprocess.Popen(snakemake_command(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    deadline = time.monotonic() + 600
+    while cached_requests(workdir) < 1 and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    server.kill()
+    output, _ = running.communicate(timeout=600)
+    completed = cached_requests(workdir)
+    assert running.returncode != 0 and 0 < completed < clean["posts"], output[-3000:]
+    assert "cannot reach it" in output and server.base_url in output
+    assert not (workdir / SYNTHETIC).exists() and not (workdir / "build/manifests" / SKILL / "synthesize.json").exists()
+
+    # While the server is down a rerun fails fast, and loses nothing it had.
+    started = time.monotonic()
+    down = build(workdir)
+    assert down.returncode != 0 and "cannot reach it" in down.stderr
+    assert time.monotonic() - started < 120
+    assert cached_requests(workdir) == completed and not (workdir / SYNTHETIC).exists()
+
+    server.start()
+    before = server.posts()
+    rerun = build(workdir)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    sent = server.posts() - before
+    roles = usage(workdir)
+    assert sum(role["cache_hits"] for role in roles.values()) == completed  # every completed request reused
+    assert sum(role["sent"] for role in roles.values()) == sent  # and only the missing ones sent
+    assert cached_requests(workdir) == completed + sent
+    assert len((workdir / SYNTHETIC).read_text().splitlines()) == len(
+        (clean["workdir"] / SYNTHETIC).read_text().splitlines())
+    for line in (workdir / TARGET).read_text().splitlines():
+        validate(json.loads(line), "dataset_record.schema.json")
+    assert files_holding(workdir, KEY.encode()) == []
