@@ -72,6 +72,30 @@ def cmd_status(args: argparse.Namespace) -> None:
         print(f"{skill:<{width}}  {stage:<{stage_width}}  {state:<10}  {why}".rstrip())
 
 
+def cmd_cost(args: argparse.Namespace) -> None:
+    from s2l.config import load_config
+    from s2l.cost import cost_table
+    from s2l.plan import discover_skills
+    from s2l.skill import load_skill
+
+    config = load_config(args.configfile)
+    skills_dir = Path(config["skills_dir"])
+    found, warnings = discover_skills(skills_dir if skills_dir.is_absolute() else args.directory / skills_dir)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    generation = config["generation"]
+    print(f"{'skill':<24} {'role':<10} {'backend':<8} {'requests':>11} {'prompt tok':>11} {'compl. tok':>11} "
+          f"{'cost (max)':>10}")
+    for skill, role, guess in cost_table([load_skill(folder) for folder, _ in found.values()], generation):
+        settings = generation[role]
+        cost = guess.cost_max(settings.get("connection", {}).get("price_per_million_tokens"))
+        print(f"{skill:<24} {role:<10} {settings['backend']:<8} {guess.requests_min:>5}-{guess.requests_max:<5} "
+              f"{guess.prompt_tokens_max:>11,} {guess.completion_tokens_max:>11,} "
+              f"{'-' if cost is None else f'{cost:.2f}':>10}")
+    print("requests: fewest-most; tokens and cost: at most (about 4 characters a token); "
+          "requests in the request cache are free")
+
+
 def cmd_cache_prune(args: argparse.Namespace) -> None:
     from s2l.config import load_config
     from s2l.store import Store
@@ -132,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--configfile", type=Path, nargs="*", default=[],
                         help="config files merged over config.yaml, as given to snakemake")
     status.add_argument("--directory", "-d", type=Path, default=Path("."), help="the workflow's work directory")
+    cost = command("cost", cmd_cost, "before a build: requests and tokens each role would be asked for, and "
+                   "the cost at the configured prices")
+    cost.add_argument("--configfile", type=Path, nargs="*", default=[],
+                      help="config files merged over config.yaml, as given to snakemake")
+    cost.add_argument("--directory", "-d", type=Path, default=Path("."), help="the workflow's work directory")
+
     cache = command("cache", cmd_cache_prune, "prune the content-addressed store")
     cache.add_argument("action", choices=["prune"])
     cache.add_argument("--older-than", type=float, required=True, metavar="DAYS",

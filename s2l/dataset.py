@@ -132,6 +132,8 @@ def build_dataset(
         "input_records": total,
         "kept": counts,
         "dropped": dict(sorted(dropped.items())),
+        # Generated texts that never became a request (malformed JSON, cut off, near an evals.json prompt, ...).
+        "generator_dropped": records[0]["generator"].get("requests_dropped", {}) if records else {},
         "teacher": teacher_summary(records, skill),
         "warnings": skill.warnings,
         "settings": settings.__dict__,

@@ -48,6 +48,8 @@ AREAS = (
     "file uploads", "error handling", "a background job queue", "internationalization",
 )
 MAX_ROUNDS = 6
+# Each round asks for this many times the requests still missing: some come back duplicated, cut off or empty.
+REQUEST_SURPLUS = 1.5
 MIN_REQUEST_CHARS = 16
 SKILL_EXAMPLE = "skill-example-"  # id prefix of the SKILL.md body's own worked examples
 
@@ -162,10 +164,9 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
         missing = count - len(requests)
         if missing <= 0:
             break
-        # Ask for half as many again as missing: some come back duplicated, cut off or empty.
         rng = random.Random(f"{seed}-{round_number}")
         conversations = [prefix + [{"role": "user", "content": NEXT_REQUEST_ABOUT.format(area=rng.choice(AREAS))}]
-                         for _ in range(math.ceil(missing * 1.5))]
+                         for _ in range(math.ceil(missing * REQUEST_SURPLUS))]
         completions = backend.complete(conversations, role.sampling, seed + 1000 * round_number,
                                        desc=f"{skill.key}: requests", answer_start=form.opening,
                                        stop=form.ending, json_schema=REQUEST_SCHEMA if role.structured else None)

@@ -107,11 +107,34 @@ def test_both_roles_build_a_valid_dataset_through_the_endpoint(clean: dict) -> N
     # Accounting: what the server saw is what the report says was sent, and tokens were counted.
     roles = usage(workdir)
     assert roles["generator"]["sent"] + roles["teacher"]["sent"] == clean["posts"]
+    # Every generated text became a request or is counted as dropped (the surplus beyond 6 is unused).
+    dropped = json.loads((workdir / f"build/datasets/{SKILL}.report.json").read_text())["generator_dropped"]
+    assert roles["generator"]["sent"] - sum(dropped.values()) >= len(synthetic)
     for role in roles.values():
         assert role["backend"] == "openai" and role["cache_hits"] == 0 and role["retries"] == 0
         assert role["requests"] == role["sent"] > 0 and role["prompt_tokens"] > 0 and role["completion_tokens"] > 0
         expected = (role["prompt_tokens"] * 0.5 + role["completion_tokens"] * 1.5) / 1e6
         assert role["estimated_cost"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_cost_estimate_brackets_what_the_build_sent(clean: dict) -> None:
+    from s2l.config import load_config
+    from s2l.cost import estimate
+    from s2l.skill import load_skill
+
+    workdir = clean["workdir"]
+    config = load_config([ROOT / "tests" / "quick.yaml", workdir / "test.yaml"])
+    guesses = estimate(load_skill(workdir / "skills" / SKILL), config["generation"])
+    # 6 requests asked: one round of 9 generator requests at the least; 6 teacher answers, at most 2 tries each.
+    assert (guesses["generator"].requests_min, guesses["teacher"].requests_min,
+            guesses["teacher"].requests_max) == (9, 6, 12)
+    for role, sent in usage(workdir).items():
+        assert guesses[role].requests_min <= sent["sent"] <= guesses[role].requests_max
+        assert sent["completion_tokens"] <= guesses[role].completion_tokens_max
+    listed = subprocess.run([sys.executable, "-m", "s2l", "cost", "-d", str(workdir), "--configfile",
+                             str(ROOT / "tests" / "quick.yaml"), str(workdir / "test.yaml")],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"{SKILL}" in listed and "openai" in listed
 
 
 def test_the_key_lands_in_no_file_the_build_wrote(clean: dict) -> None:
