@@ -174,3 +174,47 @@ def test_more_teacher_examples_recheck_the_context_and_regenerate():
 
     regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
     assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)
+
+
+ENDPOINT = {"backend": "openai", "model": "gpt-x", "base_url": "https://api.example.com/v1",
+            "connection": {"api_key_env": "EXAMPLE_KEY", "max_concurrency": 8}}
+
+
+def with_endpoint_teacher(config: dict) -> None:
+    config["generation"]["teacher"].update(copy.deepcopy(ENDPOINT))
+
+
+def test_switching_the_teacher_to_an_endpoint_regenerates_and_the_key_variable_is_in_no_spec():
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    assert changes(with_endpoint_teacher) == (expected, expected)
+    config = copy.deepcopy(CONFIG)
+    with_endpoint_teacher(config)
+    synthesize = plan(config)["alpha/synthesize"]
+    assert synthesize["connections"] == {"teacher": ENDPOINT["connection"]}
+    assert "connection" not in synthesize["config"]["generation"]["teacher"]
+    assert config["generation"]["teacher"]["connection"] == ENDPOINT["connection"]  # the config is left whole
+
+
+def test_how_an_endpoint_is_reached_changes_no_key():
+    def edit(config):
+        with_endpoint_teacher(config)
+        config["generation"]["teacher"]["connection"] = {"api_key_env": "OTHER_KEY", "max_concurrency": 32,
+                                                         "max_retries": 2, "timeout": 30}
+
+    before = copy.deepcopy(CONFIG)
+    with_endpoint_teacher(before)
+    after = copy.deepcopy(CONFIG)
+    edit(after)
+    planned, replanned = plan(before), plan(after)
+    assert {name for name in planned if planned[name] != replanned[name]} == per_skill("synthesize")
+    assert all(planned[name]["key"] == replanned[name]["key"] for name in planned)
+
+
+def test_another_endpoint_model_regenerates():
+    before = copy.deepcopy(CONFIG)
+    with_endpoint_teacher(before)
+    after = copy.deepcopy(before)
+    after["generation"]["teacher"]["model"] = "gpt-y"
+    planned, replanned = plan(before), plan(after)
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    assert {name for name in planned if planned[name]["key"] != replanned[name]["key"]} == expected
