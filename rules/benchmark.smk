@@ -3,6 +3,7 @@ rule benchmark:
     input:
         spec=str(spec_path("benchmark")),
         reports=expand("build/eval/{skill}.json", skill=SKILLS),
+        usage=expand("build/synthetic/{skill}.usage.json", skill=SKILLS),
     output:
         BENCHMARK,
         manifest=str(manifest_path("benchmark")),
@@ -13,4 +14,4 @@ rule benchmark:
         runtime=5,
     shell:
         "{S2L} benchmark --spec {input.spec} --out-prefix build/benchmark --manifest {output.manifest}"
-        " {STORE} {input.reports}"
+        " {STORE} {input.reports} --usage {input.usage}"

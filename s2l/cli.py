@@ -52,7 +52,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
     outputs = {f"benchmark{suffix}": args.out_prefix.with_suffix(suffix) for suffix in (".json", ".md", ".png")}
-    stages.benchmark(stage_run(args, **outputs), args.reports, args.out_prefix)
+    stages.benchmark(stage_run(args, **outputs), args.reports, args.usage, args.out_prefix)
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = stage("benchmark", cmd_benchmark, "aggregate eval reports into build/benchmark.{json,md,png}",
                   "out-prefix")
     bench.add_argument("reports", type=Path, nargs="+", help="build/eval/<skill>.json files")
+    bench.add_argument("--usage", type=Path, nargs="*", default=[],
+                       help="build/synthetic/<skill>.usage.json files: what generating each skill's data cost")
 
     status = command("status", cmd_status, "per skill and stage: up to date, stale (and why) or restorable")
     status.add_argument("--configfile", type=Path, nargs="*", default=[],

@@ -11,6 +11,7 @@ from typing import Any
 
 from s2l.evaluate import CONDITIONS
 
+SUMMED_USAGE = ("requests", "sent", "retries", "cache_hits", "prompt_tokens", "completion_tokens", "wall_seconds")
 LABELS = {"no_skill": "no skill", "skill_in_context": "skill in context", "adapter": "adapter"}
 
 
@@ -41,8 +42,26 @@ def beats(difference: dict[str, Any]) -> bool:
     return difference["ci95"] is not None and difference["ci95"][0] > 0
 
 
-def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
+def generation_totals(usage: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per role, the sum over skills of what generating their data took; a cost only where every
+    skill has one (a price was configured)."""
+    totals = {}
+    for role in sorted({role for roles in usage.values() for role in roles}):
+        entries = [roles[role] for roles in usage.values() if role in roles]
+        costs = [entry["estimated_cost"] for entry in entries]
+        totals[role] = {
+            "backend": entries[0]["backend"], "model": entries[0]["model"],
+            **{name: round(sum(entry[name] for entry in entries), 2) for name in SUMMED_USAGE},
+            "estimated_cost": None if None in costs else round(sum(costs), 6),
+        }
+    return totals
+
+
+def summarize(reports: list[dict[str, Any]], usage: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``usage``: per skill, its ``build/synthetic/<skill>.usage.json`` (what generation cost)."""
     rows = [skill_row(r) for r in sorted(reports, key=lambda r: r["skill"]["key"])]
+    for row in rows:
+        row["generation"] = (usage or {}).get(row["skill"])
     n = len(rows)
 
     def nll_wins(other: str) -> int:
@@ -59,6 +78,7 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "nll_adapter_le_no_skill": nll_wins("no_skill"),
         },
         "mean_prompt_tokens_saved": sum(r["token_saving"]["prompt_tokens_per_request"] for r in rows) / n if n else 0,
+        "generation": generation_totals({r["skill"]: r["generation"] for r in rows if r["generation"]}),
     }
 
 
@@ -103,6 +123,16 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- Mean prompt tokens saved per request against skill in context: {summary['mean_prompt_tokens_saved']:.0f}.",
         "",
     ]
+    if summary["generation"]:
+        lines += ["Generating the data, all skills:", "",
+                  "| role | backend | model | requests sent | from the request cache | retries | prompt tokens "
+                  "| completion tokens | wall time | estimated cost |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for role, total in summary["generation"].items():
+            cost = "–" if total["estimated_cost"] is None else f"{total['estimated_cost']:.4f}"
+            lines.append(f"| {role} | {total['backend']} | {total['model']} | {total['sent']} | {total['cache_hits']} "
+                         f"| {total['retries']} | {total['prompt_tokens']:,} | {total['completion_tokens']:,} "
+                         f"| {total['wall_seconds']:.0f} s | {cost} |")
+        lines.append("")
     return "\n".join(lines)
 
 

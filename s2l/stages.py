@@ -19,6 +19,7 @@ from s2l.runner import StageRun, run_stage
 from s2l.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
 from s2l.specs import read_spec, software_versions
 
+USAGE_SUFFIX = ".usage.json"  # build/synthetic/<skill>.usage.json
 # Where the request cache lives when a stage is run by hand without --cache-dir.
 DEFAULT_CACHE_DIR = Path(".s2l-cache")
 
@@ -268,16 +269,24 @@ def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, a
     run_stage(run, build)
 
 
-def benchmark(run: StageRun, reports: list[Path], out_prefix: Path) -> None:
+def benchmark(run: StageRun, reports: list[Path], usage_files: list[Path], out_prefix: Path) -> None:
+    from s2l.hashing import content_sha256
+
+    usage_file = {path.name.removesuffix(USAGE_SUFFIX): path for path in usage_files}
+
     def build(spec: dict[str, Any]) -> None:
         from s2l.report import markdown, plot, summarize
         from s2l.schemas import validate
 
-        summary = summarize([json.loads(Path(path).read_text(encoding="utf-8")) for path in reports])
+        usage = {skill: json.loads(path.read_text(encoding="utf-8")) for skill, path in usage_file.items()}
+        summary = summarize([json.loads(Path(path).read_text(encoding="utf-8")) for path in reports], usage)
         validate(summary, "benchmark.schema.json")
         write_json(out_prefix.with_suffix(".json"), summary)
         out_prefix.with_suffix(".md").write_text(markdown(summary), encoding="utf-8")
         plot(summary, out_prefix.with_suffix(".png"))
         print(markdown(summary))
 
-    run_stage(run, build)
+    # What generation cost is no input of the evaluation, so no upstream key holds it: its bytes are
+    # a fact of this job, and a benchmark is restored only with the usage it was built from.
+    usage_keys = {skill: content_sha256(path) for skill, path in sorted(usage_file.items())}
+    run_stage(replace(run, facts={"usage": usage_keys}), build)
