@@ -5,7 +5,9 @@ rule benchmark:
         reports=expand("build/eval/{skill}.json", skill=SKILLS),
         usage=expand("build/synthetic/{skill}.usage.json", skill=SKILLS),
     output:
-        BENCHMARK,
+        json=BENCHMARK[0],
+        markdown=report(BENCHMARK[1], caption="../report/benchmark.rst", category="Benchmark"),
+        plot=report(BENCHMARK[2], caption="../report/plot.rst", category="Benchmark"),
         manifest=str(manifest_path("benchmark")),
     benchmark:
         "build/benchmarks/benchmark.tsv"

@@ -39,7 +39,7 @@ def record_forced_jobs() -> None:
 
 S2L = f"{shlex.quote(sys.executable)} -m s2l"
 STORE = f"--cache-dir {shlex.quote(config['cache_dir'])} --store {config['store']}"
-BENCHMARK = multiext("build/benchmark", ".json", ".md", ".png")
+BENCHMARK = ["build/benchmark.json", "build/benchmark.md", "build/benchmark.png"]
 # Model stages use every core they are given; Snakemake scales this down to --cores.
 MODEL_THREADS = 16
 

@@ -8,6 +8,8 @@ rule evaluate:
         adapter="build/adapters/{skill}",
     output:
         report="build/eval/{skill}.json",
+        markdown=report("build/eval/{skill}.md", caption="../report/eval.rst", category="Skills",
+                        subcategory="{skill}"),
         manifest=manifest("evaluate"),
     threads: MODEL_THREADS
     benchmark:
@@ -17,5 +19,6 @@ rule evaluate:
         runtime=60,
     shell:
         "{S2L} evaluate --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
-        " --model {input.model} --adapter {input.adapter} --out {output.report} --manifest {output.manifest}"
+        " --model {input.model} --adapter {input.adapter} --out {output.report} --markdown {output.markdown}"
+        " --manifest {output.manifest}"
         " {STORE} --threads {threads}"

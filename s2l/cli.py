@@ -46,8 +46,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    run = stage_run(args, **{"report.json": args.out})
-    stages.evaluate(run, args.skill, args.dataset, args.model, args.adapter, args.out, args.threads)
+    run = stage_run(args, **{"report.json": args.out, "report.md": args.markdown})
+    stages.evaluate(run, args.skill, args.dataset, args.model, args.adapter, args.out, args.markdown, args.threads)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
@@ -146,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage("dataset", cmd_dataset, "validate and filter synthetic records into a dataset",
           "skill", "synthetic", "usage", "model", "out", "report")
     stage("train", cmd_train, "train the skill's LoRA adapter", "skill", "dataset", "model", "out")
-    stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter", "skill", "dataset", "model",
-          "adapter", "out")
+    stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter; --markdown: the report for people",
+          "skill", "dataset", "model", "adapter", "out", "markdown")
     bench = stage("benchmark", cmd_benchmark, "aggregate eval reports into build/benchmark.{json,md,png}",
                   "out-prefix")
     bench.add_argument("reports", type=Path, nargs="+", help="build/eval/<skill>.json files")

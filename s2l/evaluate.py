@@ -92,6 +92,7 @@ def evaluate_condition(model, tokenizer, skill: Skill, prompts: list[EvalPrompt]
         answers.append({
             "id": prompt.id,
             "source": prompt.source,
+            "request": prompt.request,
             "passed": None if failures is None else [not f for f in failures],
             "failed_checks": [] if failures is None else sorted({check for f in failures for check in f}),
             "reference_nll": loss,

@@ -1,8 +1,11 @@
-"""Aggregate benchmark over every skill's eval report: JSON, a Markdown table and a chart.
+"""Aggregate benchmark over every skill's eval report: JSON, a Markdown table and a chart; and one
+skill's eval report as Markdown.
 
 Win counts are decided on the paired 95% interval of the adapter's pass rate minus another
 condition's, not on point estimates: the adapter *matches or beats* a condition when the interval's
-upper end is at least 0 (it is not clearly worse), and *beats* it when the lower end is above 0."""
+upper end is at least 0 (it is not clearly worse), and *beats* it when the lower end is above 0. A
+skill on which every condition passes nothing says nothing either way: it is reported as
+uninformative and left out of the win counts."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from typing import Any
 from s2l.evaluate import CONDITIONS
 
 SUMMED_USAGE = ("requests", "sent", "retries", "cache_hits", "prompt_tokens", "completion_tokens", "wall_seconds")
+SIDE_BY_SIDE = 3  # prompts an eval report shows with every condition's first answer
+FENCE = "~~~~"  # answers may hold ``` fences of their own
 LABELS = {"no_skill": "no skill", "skill_in_context": "skill in context", "adapter": "adapter"}
 
 
@@ -27,6 +32,7 @@ def skill_row(report: dict[str, Any]) -> dict[str, Any]:
         "reference_nll": {c: conditions[c]["reference_nll"]["all"] for c in CONDITIONS},
         "prompt_tokens": {c: conditions[c]["prompt_tokens"] for c in CONDITIONS},
         "token_saving": report["token_saving"],
+        "informative": any(conditions[c]["pass_rate"]["all"]["mean"] for c in CONDITIONS),
     }
 
 
@@ -63,6 +69,7 @@ def summarize(reports: list[dict[str, Any]], usage: dict[str, dict[str, Any]] | 
     for row in rows:
         row["generation"] = (usage or {}).get(row["skill"])
     n = len(rows)
+    informative = [r for r in rows if r["informative"]]
 
     def nll_wins(other: str) -> int:
         return sum(at_least(r["reference_nll"][other], r["reference_nll"]["adapter"]) for r in rows)
@@ -70,10 +77,12 @@ def summarize(reports: list[dict[str, Any]], usage: dict[str, dict[str, Any]] | 
     return {
         "skills": n,
         "rows": rows,
+        "informative_skills": len(informative),
+        "uninformative_skills": [r["skill"] for r in rows if not r["informative"]],
         "wins": {
             "adapter_matches_or_beats_skill_in_context": sum(
-                matches_or_beats(r["differences"]["adapter_minus_skill_in_context"]) for r in rows),
-            "adapter_beats_no_skill": sum(beats(r["differences"]["adapter_minus_no_skill"]) for r in rows),
+                matches_or_beats(r["differences"]["adapter_minus_skill_in_context"]) for r in informative),
+            "adapter_beats_no_skill": sum(beats(r["differences"]["adapter_minus_no_skill"]) for r in informative),
             "nll_adapter_le_skill_in_context": nll_wins("skill_in_context"),
             "nll_adapter_le_no_skill": nll_wins("no_skill"),
         },
@@ -96,8 +105,9 @@ def _difference(difference: dict[str, Any]) -> str:
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    n = summary["skills"]
+    n, informative = summary["skills"], summary["informative_skills"]
     wins = summary["wins"]
+    uninformative = summary["uninformative_skills"]
     lines = [
         "| skill | pass rate [95% CI]: no skill | skill in context | adapter | adapter − in context | adapter − no skill "
         "| ref. NLL: no skill | skill in context | adapter | prompt tokens saved |",
@@ -116,8 +126,9 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += [
         "",
         f"- Check pass rate (paired 95% interval over prompts): the adapter matches or beats the full skill text "
-        f"on {wins['adapter_matches_or_beats_skill_in_context']} of {n} skills; beats no skill on "
-        f"{wins['adapter_beats_no_skill']} of {n}.",
+        f"on {wins['adapter_matches_or_beats_skill_in_context']} of {informative} informative skills; beats no "
+        f"skill on {wins['adapter_beats_no_skill']} of {informative}."
+        + (f" Uninformative (every condition passed nothing): {', '.join(uninformative)}." if uninformative else ""),
         f"- Reference NLL, adapter at most skill in context on {wins['nll_adapter_le_skill_in_context']} of {n}; "
         f"at most no skill on {wins['nll_adapter_le_no_skill']} of {n}.",
         f"- Mean prompt tokens saved per request against skill in context: {summary['mean_prompt_tokens_saved']:.0f}.",
@@ -156,3 +167,44 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _verdict(passed: list[bool] | None) -> str:
+    return "no checks" if passed is None else f"{sum(passed)} of {len(passed)} sampled answers pass"
+
+
+def eval_markdown(report: dict[str, Any]) -> str:
+    """One skill's eval report for people: per condition the pass rates with intervals, the paired
+    differences, and the first answers of each condition to a few prompts, side by side."""
+    conditions = report["conditions"]
+    prompts = report["prompts"]
+    lines = [
+        f"# {report['skill']['key']}: evaluation", "",
+        f"{prompts['held_out']} held-out requests and {prompts['evals']} evals.json prompts, "
+        f"{report['samples_per_prompt']} sampled answers per prompt and condition. Check pass rate: the mean over "
+        f"prompts of the share of answers passing every check, with a 95% bootstrap interval over prompts.", "",
+        "| condition | pass rate, all | held-out | evals.json | reference NLL | prompt tokens |",
+        "|---|---|---|---|---|---|",
+    ]
+    for condition in CONDITIONS:
+        values = conditions[condition]
+        rates = [_rate(values["pass_rate"][source]["mean"], values["pass_rate"][source]["ci95"])
+                 for source in ("all", "held_out", "evals")]
+        lines.append(f"| {LABELS[condition]} | {' | '.join(rates)} | {_fmt(values['reference_nll']['all'])} "
+                     f"| {values['prompt_tokens']:.0f} |")
+    differences, saving = report["differences"], report["token_saving"]
+    lines += [
+        "",
+        f"Adapter − skill in context: {_difference(differences['adapter_minus_skill_in_context'])}; adapter − no "
+        f"skill: {_difference(differences['adapter_minus_no_skill'])} (paired over prompts). The adapter saves "
+        f"{saving['prompt_tokens_per_request']:.0f} prompt tokens per request ({saving['fraction']:.0%}).",
+        "",
+        "## Answers side by side",
+    ]
+    for index, first in enumerate(conditions[CONDITIONS[0]]["answers"][:SIDE_BY_SIDE]):
+        lines += ["", f"### {first['id']} ({first['source'].replace('_', '-')})", "", FENCE, first["request"], FENCE]
+        for condition in CONDITIONS:
+            answer = conditions[condition]["answers"][index]
+            lines += ["", f"**{LABELS[condition]}** ({_verdict(answer['passed'])}):", "", FENCE, answer["answers"][0],
+                      FENCE]
+    return "\n".join(lines) + "\n"

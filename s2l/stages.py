@@ -238,11 +238,12 @@ def train(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, out:
 
 
 def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, adapter: Path, out: Path,
-             threads: int) -> None:
+             markdown_file: Path, threads: int) -> None:
     def build(spec: dict[str, Any]) -> None:
         from s2l.evaluate import EvalSettings
         from s2l.evaluate import evaluate as evaluate_conditions
         from s2l.model import load_model, load_tokenizer
+        from s2l.report import eval_markdown
         from s2l.schemas import validate
 
         set_threads(threads)
@@ -263,6 +264,7 @@ def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, a
         }
         validate(report, "eval_report.schema.json")
         write_json(out, report)
+        markdown_file.write_text(eval_markdown(report), encoding="utf-8")
         rates = {c: v["pass_rate"]["all"]["mean"] for c, v in results["conditions"].items()}
         print(f"{skill.key}: pass rates {rates}")
 

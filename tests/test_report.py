@@ -27,10 +27,56 @@ def test_generation_is_summed_per_role_and_a_cost_only_where_every_skill_has_one
 
 
 def test_the_markdown_shows_the_generation_table_only_when_there_is_usage() -> None:
-    summary = {"skills": 0, "rows": [], "mean_prompt_tokens_saved": 0, "generation": generation_totals(USAGE),
+    summary = {"skills": 0, "rows": [], "informative_skills": 0, "uninformative_skills": [],
+               "mean_prompt_tokens_saved": 0, "generation": generation_totals(USAGE),
                "wins": {"adapter_matches_or_beats_skill_in_context": 0, "adapter_beats_no_skill": 0,
                         "nll_adapter_le_skill_in_context": 0, "nll_adapter_le_no_skill": 0}}
     text = markdown(summary)
     assert "| generator | openai | gpt-x | 23 | 5 | 2 | 3,000 | 1,000 | 21 s | 0.0300 |" in text
     assert "| teacher | openai | gpt-x | 32 | 4 | 2 | 24,000 | 3,000 | 21 s | – |" in text
     assert "Generating the data" not in markdown({**summary, "generation": {}})
+
+
+def eval_report(key: str, means: dict[str, float], adapter_minus: tuple[float, float]) -> dict:
+    """A hand-made eval report: pass-rate means per condition, and the paired interval of the adapter
+    minus either other condition."""
+    conditions = {c: {"pass_rate": {"all": {"mean": m, "ci95": [m, m], "n": 10}}, "reference_nll": {"all": 1.0},
+                      "prompt_tokens": 80.0} for c, m in means.items()}
+    difference = {"mean": sum(adapter_minus) / 2, "ci95": list(adapter_minus), "n": 10}
+    return {"skill": {"key": key}, "conditions": conditions, "samples_per_prompt": 3,
+            "differences": {"adapter_minus_skill_in_context": difference, "adapter_minus_no_skill": difference},
+            "token_saving": {"prompt_tokens_per_request": 400.0, "fraction": 0.8}}
+
+
+def test_a_skill_where_every_condition_passes_nothing_is_uninformative_not_a_match() -> None:
+    from s2l.report import summarize
+
+    zero = eval_report("all-zero", {"no_skill": 0.0, "skill_in_context": 0.0, "adapter": 0.0}, (0.0, 0.0))
+    good = eval_report("learnt", {"no_skill": 0.0, "skill_in_context": 0.1, "adapter": 0.5}, (0.2, 0.6))
+    summary = summarize([zero, good])
+    assert (summary["skills"], summary["informative_skills"], summary["uninformative_skills"]) == (2, 1, ["all-zero"])
+    assert summary["wins"]["adapter_matches_or_beats_skill_in_context"] == 1
+    assert summary["wins"]["adapter_beats_no_skill"] == 1
+    text = markdown(summary)
+    assert "matches or beats the full skill text on 1 of 1 informative skills" in text
+    assert "Uninformative (every condition passed nothing): all-zero." in text
+
+
+def test_the_eval_markdown_shows_rates_and_answers_side_by_side() -> None:
+    from s2l.report import eval_markdown
+
+    report = eval_report("learnt", {"no_skill": 0.0, "skill_in_context": 0.1, "adapter": 0.5}, (0.2, 0.6))
+    report["prompts"] = {"held_out": 1, "evals": 1}
+    for condition, values in report["conditions"].items():
+        for source in ("held_out", "evals"):
+            values["pass_rate"][source] = {"mean": None, "ci95": None, "n": 0}
+        values["answers"] = [{"id": f"p{i}", "source": "held_out", "request": f"Request {i}",
+                              "passed": [True, False], "answers": [f"{condition} answer {i}", "second"]}
+                             for i in range(4)]
+    text = eval_markdown(report)
+    assert "| adapter | 0.50 [0.50, 0.50] | – | – | 1.00 | 80 |" in text
+    assert "Adapter − skill in context: +0.40 [+0.20, +0.60]" in text
+    assert text.count("### p") == 3  # three prompts side by side, not all four
+    assert "~~~~\nRequest 2\n~~~~" in text and "Request 3" not in text
+    assert "**skill in context** (1 of 2 sampled answers pass):\n\n~~~~\nskill_in_context answer 1\n~~~~" in text
+    assert "second" not in text

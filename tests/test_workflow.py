@@ -6,6 +6,7 @@ the last test edits a skill, so it must stay last.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -120,6 +121,11 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         evaluation = json.loads((build / "eval" / f"{key}.json").read_text())
         validate(evaluation, "eval_report.schema.json")
         assert evaluation["token_saving"]["prompt_tokens_per_request"] > 100
+        # The report for people shows the same first prompt's request and each condition's first answer.
+        shown = (build / "eval" / f"{key}.md").read_text()
+        first = {condition: values["answers"][0] for condition, values in evaluation["conditions"].items()}
+        assert first["adapter"]["request"] in shown
+        assert all(answer["answers"][0] in shown for answer in first.values())
     for key in (*MALFORMED, *UNUSABLE, LONG):
         assert not (build / "adapters" / key).exists()
 
@@ -181,6 +187,22 @@ def test_benchmark_aggregates_once_malformed_skills_are_gone(workdir: Path, firs
     assert [row["skill"] for row in summary["rows"]] == sorted((*GOOD, DEVIANT))
     assert "| conventional-commits |" in (workdir / "build" / "benchmark.md").read_text()
     assert (workdir / "build" / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def embedded_files(report_html: str) -> dict[str, bytes]:
+    """The files a Snakemake HTML report embeds, by file name (they sit in it as base64 data URIs)."""
+    return {name: base64.b64decode(data) for name, data in
+            re.findall(r"data:[\w/+.-]+;charset=utf8;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", report_html)}
+
+
+def test_snakemake_report_holds_the_benchmark_table_plot_and_eval_reports(workdir: Path) -> None:
+    result = snakemake(workdir, "--report", str(workdir / "build" / "report.html"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    embedded = embedded_files((workdir / "build" / "report.html").read_text())
+    table = (workdir / "build" / "benchmark.md").read_text()
+    assert "| conventional-commits |" in table and embedded["benchmark.md"].decode() == table
+    assert embedded["benchmark.png"] == (workdir / "build" / "benchmark.png").read_bytes()
+    assert embedded["conventional-commits.md"].decode() == (workdir / "build" / "eval" / "conventional-commits.md").read_text()
 
 
 def test_adapter_loads_with_peft_and_scores_as_in_its_eval_report(workdir: Path, base_model_dir: Path) -> None:
