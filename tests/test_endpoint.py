@@ -159,3 +159,38 @@ def test_an_openai_role_needs_a_model_and_an_endpoint(tmp_path: Path) -> None:
 ])
 def test_a_structured_request_is_the_json_asked_for_or_malformed(text: str, request_text: str | None) -> None:
     assert structured_request(text) == request_text
+
+
+def test_structured_requests_count_what_is_not_the_json_asked_for(server: TransformersServer, tmp_path: Path) -> None:
+    """transformers serve does not enforce response_format and the 135M model rarely writes the JSON:
+    its malformed answers are counted and asked again, never fatal."""
+    from s2l.skill import load_skill
+    from s2l.synthetic import MAX_ROUNDS, Role, generate_requests
+
+    skill = load_skill(Path(__file__).parent.parent / "skills" / "conventional-commits")
+    backend = OpenAIBackend(server.base_url, server.model, Connection(max_concurrency=8, max_retries=1),
+                            RequestCache(tmp_path))
+    role = Role("openai", server.model, 0.8, 0.95, 48, base_url=server.base_url, structured=True)
+    requests, dropped = generate_requests(skill, backend, role, count=2, seed=0)
+    responses = _cached_responses(tmp_path)
+    assert backend.usage.sent == len(responses) <= MAX_ROUNDS * 3
+    # Every text the generator wrote became a request or is counted once, under its reason ...
+    assert backend.usage.requests - sum(dropped.values()) >= len(requests)
+    # ... and "malformed" counts exactly the finished answers that are not {"request": "..."}.
+    assert dropped["malformed"] == sum(response["finish_reason"] == "stop" and not _is_request_json(response["text"])
+                                       for response in responses)
+
+
+def _cached_responses(folder: Path) -> list[dict]:
+    import sqlite3
+
+    with sqlite3.connect(folder / "requests.sqlite") as db:
+        return [json.loads(row[0]) for row in db.execute("SELECT response FROM responses")]
+
+
+def _is_request_json(text: str) -> bool:
+    text = text.strip().removeprefix("```json").removeprefix("```").removesuffix("```")
+    try:
+        return isinstance(json.loads(text).get("request"), str)
+    except (ValueError, AttributeError):
+        return False
