@@ -8,7 +8,7 @@ CORES ?= 2
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.s2l-installed
 
-.PHONY: setup graphviz demo all test benchmark benchmark-rebuild clean
+.PHONY: setup graphviz demo all test benchmark benchmark-rebuild benchmark-endpoint clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ benchmark: setup
 
 benchmark-rebuild: setup
 	$(BIN)/python benchmarks/rebuild_overhead.py --sizes 10 100 1000
+
+benchmark-endpoint: setup
+	$(BIN)/python benchmarks/endpoint_throughput.py
 
 clean:
 	rm -rf build .snakemake
