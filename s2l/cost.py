@@ -16,6 +16,7 @@ from typing import Any
 
 from s2l.chat import Message
 from s2l.config import ENDPOINT_ROLES
+from s2l.generation import token_cost
 from s2l.skill import Skill
 from s2l.synthetic import MAX_ROUNDS, REQUEST_SURPLUS, generator_prefix, teacher_conversation
 
@@ -34,9 +35,7 @@ class RoleEstimate:
     completion_tokens_max: int
 
     def cost_max(self, price: dict[str, float] | None) -> float | None:
-        if price is None:
-            return None
-        return (self.prompt_tokens_max * price["prompt"] + self.completion_tokens_max * price["completion"]) / 1e6
+        return token_cost(self.prompt_tokens_max, self.completion_tokens_max, price)
 
 
 def estimate(skill: Skill, generation: dict[str, Any]) -> dict[str, RoleEstimate]:

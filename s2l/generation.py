@@ -35,6 +35,13 @@ class Completion:
     completion_tokens: int
 
 
+def token_cost(prompt_tokens: int, completion_tokens: int, price: dict[str, float] | None) -> float | None:
+    """What the tokens cost at ``price`` per million prompt and completion tokens (None without a price)."""
+    if price is None:
+        return None
+    return round((prompt_tokens * price["prompt"] + completion_tokens * price["completion"]) / 1e6, 6)
+
+
 @dataclass
 class Usage:
     """What one role's backend did in a build: the accounting behind a dataset's cost."""
@@ -54,9 +61,8 @@ class Usage:
 
     def summary(self, price: dict[str, float] | None = None) -> dict[str, float | int | None]:
         """The counts, and with a price per million prompt and completion tokens, the estimated cost."""
-        cost = None if price is None else round(
-            (self.prompt_tokens * price["prompt"] + self.completion_tokens * price["completion"]) / 1e6, 6)
-        return {**asdict(self), "wall_seconds": round(self.wall_seconds, 2), "estimated_cost": cost}
+        return {**asdict(self), "wall_seconds": round(self.wall_seconds, 2),
+                "estimated_cost": token_cost(self.prompt_tokens, self.completion_tokens, price)}
 
 
 class Backend(Protocol):

@@ -140,23 +140,23 @@ def role_backends(spec: dict[str, Any], model: Path, cache_dir: Path) -> dict[st
     from s2l.synthetic import Role
 
     generation = spec["config"]["generation"]
-    local = None
+    local = cache = None
     backends = {}
     for name in ENDPOINT_ROLES:
         settings = generation[name]
         if settings["backend"] == "openai":
+            cache = cache or RequestCache(cache_dir)
             connection = Connection(**spec.get("connections", {}).get(name, {}))
-            backend = OpenAIBackend(settings["base_url"], settings["model"], connection,
-                                    RequestCache(cache_dir), where=f"generation.{name}")
+            backend = OpenAIBackend(settings["base_url"], settings["model"], connection, cache,
+                                    where=f"generation.{name}")
             role = Role(**settings)
         else:
             if local is None:
                 from s2l.model import load_model, load_tokenizer
 
-                local = load_model(model), load_tokenizer(model)
-            model_id = base_model_provenance(model)["model_id"]
-            backend = LocalBackend(*local, model_id, generation["batch_size"])
-            role = Role(**{**settings, "model": model_id})
+                local = load_model(model), load_tokenizer(model), base_model_provenance(model)["model_id"]
+            backend = LocalBackend(*local, generation["batch_size"])
+            role = Role(**{**settings, "model": local[2]})
         backends[name] = backend, role
     return backends
 
