@@ -15,6 +15,7 @@ include: "rules/synthetic.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"
+include: "rules/controls.smk"
 include: "rules/benchmark.smk"
 
 

@@ -80,8 +80,9 @@ def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates:
                     result = train_adapter(model_dir, records, LoraSettings(**config["lora"]), training,
                                            config["seed"], Path(scratch))
                     trained = time.perf_counter() - started
-                    scored = evaluate_condition(load_model(model_dir, adapter_dir=Path(scratch)), tokenizer, skill,
-                                                prompts, "adapter", settings, config["seed"])
+                    scored = evaluate_condition(load_model(model_dir, {"adapter": Path(scratch)}), tokenizer, skill,
+                                                prompts, "adapter", {"adapter": Path(scratch)}, settings,
+                                                config["seed"])
                 row = {"skill": key, "epochs": epoch_count, "learning_rate": rate, "train_records": result.train_records,
                        "steps": result.steps, "final_loss": result.final_loss, "train_seconds": trained,
                        "evals_pass_rate": scored["pass_rate"]["evals"]["mean"],

@@ -1,8 +1,9 @@
 rule benchmark:
-    """One row per skill, the three conditions side by side, win counts and token savings."""
+    """One row per skill, the conditions side by side, win counts, control gaps and token savings."""
     input:
         spec=str(spec_path("benchmark")),
         reports=expand("build/eval/{skill}.json", skill=SKILLS),
+        controls=expand("build/eval/controls/{skill}.json", skill=SKILLS) if CONTROLS else [],
         usage=expand("build/synthetic/{skill}.usage.json", skill=SKILLS),
     output:
         json=BENCHMARK[0],
@@ -16,4 +17,4 @@ rule benchmark:
         runtime=5,
     shell:
         "{S2L} benchmark --spec {input.spec} --out-prefix build/benchmark --manifest {output.manifest}"
-        " {STORE} {input.reports} --usage {input.usage}"
+        " {STORE} {input.reports} --usage {input.usage} --controls {input.controls}"

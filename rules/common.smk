@@ -40,6 +40,9 @@ def record_forced_jobs() -> None:
 S2L = f"{shlex.quote(sys.executable)} -m s2l"
 STORE = f"--cache-dir {shlex.quote(config['cache_dir'])} --store {config['store']}"
 BENCHMARK = ["build/benchmark.json", "build/benchmark.md", "build/benchmark.png"]
+# One adapter trained on every skill's data; "_shared" can be no skill's key.
+SHARED_ADAPTER = "build/adapters/_shared"
+CONTROLS = config["eval"]["controls"]
 # Model stages use every core they are given; Snakemake scales this down to --cores.
 MODEL_THREADS = 16
 
@@ -66,3 +69,9 @@ for _warning in PLAN.warnings:
     logger.warning(f"warning: {_warning}")
 write_plan(PLAN)
 SKILLS = PLAN.skills
+
+
+def wrong_adapter(wildcards) -> list[str]:
+    """Another skill's adapter, the wrong-adapter control (none when the build has one skill)."""
+    other = PLAN.specs[spec_path("evaluate_controls", wildcards.skill)]["controls"]["wrong_adapter"]
+    return [] if other is None else [f"build/adapters/{other}"]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 Message = dict[str, str]
 
 
@@ -22,3 +26,12 @@ def supervised_ids(tokenizer, messages: list[Message], answer: str) -> tuple[lis
     prompt = prompt_ids(tokenizer, messages)
     answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
     return prompt + answer_ids, [-100] * len(prompt) + answer_ids
+
+
+def json_answer(text: str) -> Any:
+    """The JSON value an answer holds, in a Markdown code fence or not; None when it holds none."""
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text.strip(), flags=re.DOTALL)
+    try:
+        return json.loads(fenced.group(1) if fenced else text)
+    except json.JSONDecodeError:
+        return None

@@ -45,14 +45,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     stages.train(stage_run(args, adapter=args.out), args.skill, args.dataset, args.model, args.out, args.threads)
 
 
+def cmd_train_shared(args: argparse.Namespace) -> None:
+    stages.train_shared(stage_run(args, adapter=args.out), args.datasets, args.model, args.out, args.threads)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     run = stage_run(args, **{"report.json": args.out, "report.md": args.markdown})
     stages.evaluate(run, args.skill, args.dataset, args.model, args.adapter, args.out, args.markdown, args.threads)
 
 
+def cmd_evaluate_controls(args: argparse.Namespace) -> None:
+    stages.evaluate_controls(stage_run(args, **{"report.json": args.out}), args.skill, args.dataset, args.model,
+                             args.report, args.shared_adapter, args.wrong_adapter, args.out, args.threads)
+
+
 def cmd_benchmark(args: argparse.Namespace) -> None:
     outputs = {f"benchmark{suffix}": args.out_prefix.with_suffix(suffix) for suffix in (".json", ".md", ".png")}
-    stages.benchmark(stage_run(args, **outputs), args.reports, args.usage, args.out_prefix)
+    stages.benchmark(stage_run(args, **outputs), args.reports, args.controls, args.usage, args.out_prefix)
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -146,11 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     stage("dataset", cmd_dataset, "validate and filter synthetic records into a dataset",
           "skill", "synthetic", "usage", "model", "out", "report")
     stage("train", cmd_train, "train the skill's LoRA adapter", "skill", "dataset", "model", "out")
+    shared = stage("train-shared", cmd_train_shared, "train the shared-adapter control on every skill's dataset",
+                   "model", "out")
+    shared.add_argument("--datasets", type=Path, nargs="+", required=True, help="build/datasets/<skill>.jsonl files")
     stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter; --markdown: the report for people",
           "skill", "dataset", "model", "adapter", "out", "markdown")
+    controls = stage("evaluate-controls", cmd_evaluate_controls, "the controls on a skill's eval prompts: another "
+                     "skill's adapter and the shared adapter; --report: the skill's own eval report",
+                     "skill", "dataset", "model", "report", "shared-adapter", "out")
+    controls.add_argument("--wrong-adapter", type=Path, help="another skill's adapter (absent for a one-skill build)")
     bench = stage("benchmark", cmd_benchmark, "aggregate eval reports into build/benchmark.{json,md,png}",
                   "out-prefix")
     bench.add_argument("reports", type=Path, nargs="+", help="build/eval/<skill>.json files")
+    bench.add_argument("--controls", type=Path, nargs="*", default=[],
+                       help="build/eval/controls/<skill>.json files (with eval.controls)")
     bench.add_argument("--usage", type=Path, nargs="*", default=[],
                        help="build/synthetic/<skill>.usage.json files: what generating each skill's data cost")
 

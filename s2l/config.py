@@ -18,8 +18,9 @@ from s2l.schemas import SCHEMA_DIR, load_schema, validate
 
 DEFAULT_CONFIG = SCHEMA_DIR.parent / "config.yaml"
 CONFIG_SCHEMA = "config.schema.yaml"
-# Roles that may use an endpoint; each is ``generation.<role>`` in the config.
-ENDPOINT_ROLES = ("generator", "teacher")
+# Roles that may use an endpoint: name -> where the config holds its settings.
+ROLE_PATHS = {"generator": "generation.generator", "teacher": "generation.teacher", "judge": "eval.judge"}
+ENDPOINT_ROLES = ("generator", "teacher")  # the roles that make the data
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False,
                  "0": False}
 
@@ -55,11 +56,12 @@ def api_key_from_env(variable: str, where: str) -> str:
 
 def check_api_keys(config: dict[str, Any]) -> None:
     """Fail before any job runs when a role's endpoint key variable is unset."""
-    for role in ENDPOINT_ROLES:
-        settings = config["generation"][role]
+    for dotted in ROLE_PATHS.values():
+        section, role = dotted.split(".")
+        settings = config[section].get(role) or {}
         variable = settings.get("connection", {}).get("api_key_env")
-        if settings["backend"] == "openai" and variable:
-            api_key_from_env(variable, f"generation.{role}")
+        if settings.get("backend") == "openai" and variable:
+            api_key_from_env(variable, dotted)
 
 
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -127,13 +127,17 @@ def load_tokenizer(model_dir: Path):
     return tokenizer
 
 
-def load_model(model_dir: Path, adapter_dir: Path | None = None):
-    """Load the prepared base model for inference, with a LoRA adapter on top if given."""
+def load_model(model_dir: Path, adapters: dict[str, Path] | None = None):
+    """Load the prepared base model for inference, with LoRA adapters on top, each under its name
+    (the first is active)."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    if adapter_dir is not None:
-        from peft import PeftModel
+    for number, (name, adapter_dir) in enumerate((adapters or {}).items()):
+        if number == 0:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_dir)
+            model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=name)
+        else:
+            model.load_adapter(adapter_dir, adapter_name=name)
     return model.eval()

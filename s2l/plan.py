@@ -20,7 +20,7 @@ from s2l.specs import SPECS_DIR, plan_specs, spec_path, write_if_changed
 
 MANIFESTS_DIR = Path("build/manifests")
 UNCHANGED_MTIME = 946684800  # 2000-01-01: older than any output
-STORED_STAGES = ("synthesize", "dataset", "train", "evaluate")
+STORED_STAGES = ("synthesize", "dataset", "train", "evaluate", "evaluate_controls")  # per skill
 MODEL_SOURCE_MEMO = SPECS_DIR / "model-source.json"  # the source's content hash and the stamp it was taken at
 
 

@@ -12,27 +12,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from s2l.evaluate import CONDITIONS
+from s2l.evaluate import CONDITIONS, CONTROLS
+from s2l.stats import bootstrap
 
 SUMMED_USAGE = ("requests", "sent", "retries", "cache_hits", "prompt_tokens", "completion_tokens", "wall_seconds")
 SIDE_BY_SIDE = 3  # prompts an eval report shows with every condition's first answer
 FENCE = "~~~~"  # answers may hold ``` fences of their own
-LABELS = {"no_skill": "no skill", "skill_in_context": "skill in context", "adapter": "adapter"}
+LABELS = {"no_skill": "no skill", "skill_in_context": "skill in context", "adapter": "adapter",
+          "wrong_adapter": "wrong adapter", "shared_adapter": "shared adapter"}
+ALL_CONDITIONS = CONDITIONS + CONTROLS
 
 
-def skill_row(report: dict[str, Any]) -> dict[str, Any]:
-    conditions = report["conditions"]
+def skill_row(report: dict[str, Any], controls: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One skill's figures; a condition it did not run (controls off, or no other skill for a wrong
+    adapter) is None."""
+    conditions = {**report["conditions"], **(controls["conditions"] if controls else {})}
+
+    def per_condition(value) -> dict[str, Any]:
+        return {c: value(conditions[c]) if c in conditions else None for c in ALL_CONDITIONS}
+
     return {
         "skill": report["skill"]["key"],
-        "pass_rate": {c: conditions[c]["pass_rate"]["all"]["mean"] for c in CONDITIONS},
-        "pass_rate_ci95": {c: conditions[c]["pass_rate"]["all"]["ci95"] for c in CONDITIONS},
-        "differences": report["differences"],
+        "pass_rate": per_condition(lambda c: c["pass_rate"]["all"]["mean"]),
+        "pass_rate_ci95": per_condition(lambda c: c["pass_rate"]["all"]["ci95"]),
+        "differences": {**report["differences"], **(controls["differences"] if controls else {})},
+        "wrong_adapter": controls["adapters"].get("wrong_adapter") if controls else None,
         "checked_prompts": conditions["adapter"]["pass_rate"]["all"]["n"],
         "samples_per_prompt": report["samples_per_prompt"],
-        "reference_nll": {c: conditions[c]["reference_nll"]["all"] for c in CONDITIONS},
-        "prompt_tokens": {c: conditions[c]["prompt_tokens"] for c in CONDITIONS},
+        "reference_nll": per_condition(lambda c: c["reference_nll"]["all"]),
+        "prompt_tokens": per_condition(lambda c: c["prompt_tokens"]),
+        "wall_seconds_per_request": per_condition(lambda c: c["wall_seconds_per_request"]),
+        "expectations": per_condition(lambda c: c["expectations"]),
         "token_saving": report["token_saving"],
-        "informative": any(conditions[c]["pass_rate"]["all"]["mean"] for c in CONDITIONS),
+        "informative": any(conditions[c]["pass_rate"]["all"]["mean"] for c in conditions),
     }
 
 
@@ -63,9 +75,25 @@ def generation_totals(usage: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
     return totals
 
 
-def summarize(reports: list[dict[str, Any]], usage: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """``usage``: per skill, its ``build/synthetic/<skill>.usage.json`` (what generation cost)."""
-    rows = [skill_row(r) for r in sorted(reports, key=lambda r: r["skill"]["key"])]
+def mean_gap(rows: list[dict[str, Any]], name: str) -> float | None:
+    """Mean over skills of the adapter's paired difference ``name`` (None where no skill has it)."""
+    values = [r["differences"][name]["mean"] for r in rows
+              if name in r["differences"] and r["differences"][name]["mean"] is not None]
+    return sum(values) / len(values) if values else None
+
+
+def expectation_totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Expectation verdicts summed over skills; ungraded ones never count as passed."""
+    counts = {name: sum(s[name] for s in summaries) for name in ("total", "graded", "passed", "ungraded")}
+    return {**counts, "pass_rate": counts["passed"] / counts["graded"] if counts["graded"] else None}
+
+
+def summarize(reports: list[dict[str, Any]], usage: dict[str, dict[str, Any]] | None = None,
+              controls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``usage``: per skill, its ``build/synthetic/<skill>.usage.json`` (what generation cost);
+    ``controls``: the skills' ``build/eval/controls/<skill>.json`` reports."""
+    control_of = {c["skill"]["key"]: c for c in controls or []}
+    rows = [skill_row(r, control_of.get(r["skill"]["key"])) for r in sorted(reports, key=lambda r: r["skill"]["key"])]
     for row in rows:
         row["generation"] = (usage or {}).get(row["skill"])
     n = len(rows)
@@ -83,9 +111,21 @@ def summarize(reports: list[dict[str, Any]], usage: dict[str, dict[str, Any]] | 
             "adapter_matches_or_beats_skill_in_context": sum(
                 matches_or_beats(r["differences"]["adapter_minus_skill_in_context"]) for r in informative),
             "adapter_beats_no_skill": sum(beats(r["differences"]["adapter_minus_no_skill"]) for r in informative),
+            **{f"adapter_beats_{control}": sum(beats(r["differences"][f"adapter_minus_{control}"]) for r in informative
+                                                if f"adapter_minus_{control}" in r["differences"])
+               for control in CONTROLS},
             "nll_adapter_le_skill_in_context": nll_wins("skill_in_context"),
             "nll_adapter_le_no_skill": nll_wins("no_skill"),
         },
+        # Over informative skills: how much the own adapter's pass rate exceeds each control's.
+        "control_gaps": {control: mean_gap(informative, f"adapter_minus_{control}") for control in CONTROLS},
+        "control_skills": {control: sum(f"adapter_minus_{control}" in r["differences"] for r in informative)
+                           for control in CONTROLS},
+        # Over skills: each skill's pass rate counts once, with a bootstrap interval over skills.
+        "mean_pass_rate": {c: bootstrap([r["pass_rate"][c] for r in rows if r["pass_rate"][c] is not None])
+                           for c in ALL_CONDITIONS},
+        "expectations": {c: expectation_totals([r["expectations"][c] for r in rows if r["expectations"][c]])
+                         for c in ALL_CONDITIONS},
         "mean_prompt_tokens_saved": sum(r["token_saving"]["prompt_tokens_per_request"] for r in rows) / n if n else 0,
         "generation": generation_totals({r["skill"]: r["generation"] for r in rows if r["generation"]}),
     }
@@ -108,27 +148,42 @@ def markdown(summary: dict[str, Any]) -> str:
     n, informative = summary["skills"], summary["informative_skills"]
     wins = summary["wins"]
     uninformative = summary["uninformative_skills"]
+    shown = [c for c in ALL_CONDITIONS if summary["mean_pass_rate"][c]["n"]]
+    compared = [c for c in shown if c != "adapter"]
     lines = [
-        "| skill | pass rate [95% CI]: no skill | skill in context | adapter | adapter − in context | adapter − no skill "
-        "| ref. NLL: no skill | skill in context | adapter | prompt tokens saved |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| skill | " + " | ".join(f"pass rate: {LABELS[c]}" for c in shown) + " | "
+        + " | ".join(f"adapter − {LABELS[c]}" for c in compared)
+        + " | ref. NLL: no skill | skill in context | adapter | prompt tokens saved |",
+        "|---" * (1 + len(shown) + len(compared) + 4) + "|",
     ]
     for row in summary["rows"]:
         p, ci, nll, d = row["pass_rate"], row["pass_rate_ci95"], row["reference_nll"], row["differences"]
         lines.append(
-            f"| {row['skill']} | {_rate(p['no_skill'], ci['no_skill'])} "
-            f"| {_rate(p['skill_in_context'], ci['skill_in_context'])} | {_rate(p['adapter'], ci['adapter'])} "
-            f"| {_difference(d['adapter_minus_skill_in_context'])} | {_difference(d['adapter_minus_no_skill'])} "
-            f"| {_fmt(nll['no_skill'])} | {_fmt(nll['skill_in_context'])} | {_fmt(nll['adapter'])} "
-            f"| {row['token_saving']['prompt_tokens_per_request']:.0f} "
-            f"({row['token_saving']['fraction']:.0%}) |"
+            f"| {row['skill']} | " + " | ".join(_rate(p[c], ci[c]) for c in shown) + " | "
+            + " | ".join(_difference(d[f"adapter_minus_{c}"]) if f"adapter_minus_{c}" in d else "–" for c in compared)
+            + f" | {_fmt(nll['no_skill'])} | {_fmt(nll['skill_in_context'])} | {_fmt(nll['adapter'])} "
+            f"| {row['token_saving']['prompt_tokens_per_request']:.0f} ({row['token_saving']['fraction']:.0%}) |"
         )
+    means = summary["mean_pass_rate"]
+    lines.append("| **mean over skills** | " + " | ".join(_rate(means[c]["mean"], means[c]["ci95"]) for c in shown)
+                 + " |" + " |" * (len(compared) + 4))
     lines += [
         "",
         f"- Check pass rate (paired 95% interval over prompts): the adapter matches or beats the full skill text "
         f"on {wins['adapter_matches_or_beats_skill_in_context']} of {informative} informative skills; beats no "
         f"skill on {wins['adapter_beats_no_skill']} of {informative}."
         + (f" Uninformative (every condition passed nothing): {', '.join(uninformative)}." if uninformative else ""),
+    ]
+    for control in CONTROLS:
+        if summary["control_skills"][control]:
+            lines.append(f"- Against the {LABELS[control]} control: the skill's own adapter beats it on "
+                         f"{wins[f'adapter_beats_{control}']} of {summary['control_skills'][control]} informative "
+                         f"skills; mean gap {_fmt(summary['control_gaps'][control])}.")
+    graded = {c: summary["expectations"][c] for c in shown if summary["expectations"][c]["total"]}
+    if graded:
+        lines.append("- evals.json expectations passed (of graded; ungraded never count): " + "; ".join(
+            f"{LABELS[c]} {e['passed']} of {e['graded']} ({e['ungraded']} ungraded)" for c, e in graded.items()) + ".")
+    lines += [
         f"- Reference NLL, adapter at most skill in context on {wins['nll_adapter_le_skill_in_context']} of {n}; "
         f"at most no skill on {wins['nll_adapter_le_no_skill']} of {n}.",
         f"- Mean prompt tokens saved per request against skill in context: {summary['mean_prompt_tokens_saved']:.0f}.",
@@ -154,11 +209,12 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = summary["rows"]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.8 / len(CONDITIONS)
+    shown = [c for c in ALL_CONDITIONS if summary["mean_pass_rate"][c]["n"]]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+    width = 0.8 / len(shown)
     for axis, metric, title in ((axes[0], "pass_rate", "check pass rate (higher is better)"),
                                 (axes[1], "reference_nll", "reference NLL (lower is better)")):
-        for offset, condition in enumerate(CONDITIONS):
+        for offset, condition in enumerate(shown):
             values = [row[metric][condition] or 0 for row in rows]
             axis.bar([i + offset * width for i in range(len(rows))], values, width, label=LABELS[condition])
         axis.set_xticks([i + width for i in range(len(rows))], [row["skill"] for row in rows], rotation=20)
@@ -183,15 +239,22 @@ def eval_markdown(report: dict[str, Any]) -> str:
         f"{prompts['held_out']} held-out requests and {prompts['evals']} evals.json prompts, "
         f"{report['samples_per_prompt']} sampled answers per prompt and condition. Check pass rate: the mean over "
         f"prompts of the share of answers passing every check, with a 95% bootstrap interval over prompts.", "",
-        "| condition | pass rate, all | held-out | evals.json | reference NLL | prompt tokens |",
-        "|---|---|---|---|---|---|",
+        "| condition | pass rate, all | held-out | evals.json | expectations passed / graded (ungraded) "
+        "| reference NLL | prompt tokens | seconds per request |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for condition in CONDITIONS:
         values = conditions[condition]
         rates = [_rate(values["pass_rate"][source]["mean"], values["pass_rate"][source]["ci95"])
                  for source in ("all", "held_out", "evals")]
-        lines.append(f"| {LABELS[condition]} | {' | '.join(rates)} | {_fmt(values['reference_nll']['all'])} "
-                     f"| {values['prompt_tokens']:.0f} |")
+        expected = values["expectations"]
+        lines.append(f"| {LABELS[condition]} | {' | '.join(rates)} "
+                     f"| {expected['passed']} / {expected['graded']} ({expected['ungraded']}) "
+                     f"| {_fmt(values['reference_nll']['all'])} | {values['prompt_tokens']:.0f} "
+                     f"| {values['wall_seconds_per_request']:.2f} |")
+    judge = report["judge"]
+    lines += ["", f"Judge of the evals.json expectations: {judge['label']}, {judge['sent']} requests."
+              if judge else "No judge is configured (eval.judge): every evals.json expectation is ungraded."]
     differences, saving = report["differences"], report["token_saving"]
     lines += [
         "",

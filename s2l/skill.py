@@ -91,10 +91,21 @@ def check_skill_key(folder: Path) -> str:
     return folder.name
 
 
+def listed_files(folder: Path) -> list[str]:
+    """The ``files`` evals.json cases list (relative to the skill folder), read leniently: the parse
+    stage reports a malformed evals.json, this only decides what the content hash covers."""
+    try:
+        cases = json.loads((folder / EVALS_FILE).read_text(encoding="utf-8")).get("evals", [])
+        return sorted({name for case in cases for name in case.get("files", []) if isinstance(name, str)})
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
 def skill_sha256(folder: Path) -> str:
-    """Content hash of everything the pipeline reads from a skill: SKILL.md and evals.json."""
+    """Content hash of everything the pipeline reads from a skill: SKILL.md, evals.json and the files
+    its cases list."""
     digest = hashlib.sha256()
-    for relative in (Path(SKILL_FILE), EVALS_FILE):
+    for relative in (Path(SKILL_FILE), EVALS_FILE, *map(Path, listed_files(folder))):
         path = folder / relative
         digest.update(relative.as_posix().encode() + b"\0")
         digest.update(path.read_bytes() if path.is_file() else b"<absent>")
@@ -165,9 +176,24 @@ def load_evals(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     for case in data["evals"]:
         for check in case.get("checks", []):
             _compile_check(check, path, f"evals[id={case['id']}].checks")
+        case["file_texts"] = {name: _read_case_file(folder, name, path, f"evals[id={case['id']}].files")
+                              for name in case.get("files", [])}
     for check in data.get("checks", []):
         _compile_check(check, path, "checks")
     return data.get("checks", []), data["evals"], []
+
+
+def _read_case_file(folder: Path, name: str, evals_path: Path, where: str) -> str:
+    """A file an eval case gives the model, as the skill-creator does: a path inside the skill folder."""
+    file = (folder / name).resolve()
+    if not file.is_relative_to(folder.resolve()):
+        raise SkillError(evals_path, where, f"{name!r} is outside the skill folder")
+    if not file.is_file():
+        raise SkillError(evals_path, where, f"{name!r}: no such file in {folder}")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SkillError(evals_path, where, f"{name!r}: not UTF-8 text ({error})") from error
 
 
 def _compile_check(check: dict[str, Any], path: Path, where: str) -> None:

@@ -27,21 +27,27 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from s2l.config import ENDPOINT_ROLES
+from s2l.config import ROLE_PATHS
 
 # Bump a stage's version when its code changes what it produces; that reruns it for every skill.
-STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 1, "synthesize": 2, "dataset": 1, "train": 1,
-                  "evaluate": 2, "benchmark": 1}
+STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 2, "synthesize": 2, "dataset": 1, "train": 1,
+                  "evaluate": 3, "train_shared": 1, "evaluate_controls": 1, "benchmark": 2}
 SKILL_STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 # Stages whose outputs a stage reads: their plan keys are part of its plan key, their output bytes
-# part of its input key.
+# part of its input key. An upstream entry named ``stage/skill`` is another skill's (the benchmark's,
+# the shared adapter's, a wrong-adapter control's); ``prepare_model`` and ``train_shared`` are the build's.
 UPSTREAM = {
     "parse_skill": ("prepare_model",),
     "synthesize": ("parse_skill", "prepare_model"),
     "dataset": ("synthesize", "parse_skill", "prepare_model"),
     "train": ("dataset", "parse_skill", "prepare_model"),
     "evaluate": ("train", "dataset", "parse_skill", "prepare_model"),
+    "evaluate_controls": ("evaluate", "dataset", "parse_skill", "prepare_model"),  # and the adapters it compares
 }
+BUILD_STAGES = ("prepare_model", "train_shared")  # one per build, not per skill
+# What the evaluation conditions depend on; ``eval.controls`` only says which conditions run.
+EVAL_KEYS = ("eval.max_new_tokens", "eval.batch_size", "eval.samples", "eval.temperature", "eval.top_p",
+             "eval.judge", "seed")
 SPECS_DIR = Path("build/specs")
 # Config keys that shape a stage's output (in its key) ...
 STAGE_CONFIG_KEYS = {
@@ -50,8 +56,10 @@ STAGE_CONFIG_KEYS = {
     "synthesize": ("generation", "seed", "dataset.copy_ngram_words"),
     "dataset": ("dataset.max_seq_len", "dataset.copy_ngram_words"),
     "train": ("lora", "training", "seed"),
-    "evaluate": ("eval", "seed"),
-    "benchmark": (),
+    "evaluate": EVAL_KEYS,
+    "train_shared": ("lora", "training", "seed"),
+    "evaluate_controls": EVAL_KEYS,
+    "benchmark": ("eval.controls",),
 }
 # ... and config keys that only decide whether it passes (in its spec, not in its key).
 STAGE_CHECK_KEYS = {
@@ -59,7 +67,7 @@ STAGE_CHECK_KEYS = {
                     "generation.teacher_examples"),
     "dataset": ("dataset.min_train_records", "dataset.min_eval_records"),
 }
-# How a role reaches its endpoint (``generation.<role>.connection``: key variable, timeout,
+# How a role reaches its endpoint (``<role path>.connection``: key variable, timeout,
 # concurrency, retries, price) changes no answer: the job reads it from ``connections``, no key holds it.
 NOT_KEYED = ("key", "inputs", "checks", "connections")
 
@@ -89,8 +97,12 @@ def stage_spec(stage: str, config: dict[str, Any], skill: str | None = None) -> 
         "version": STAGE_VERSIONS[stage],
         "config": copy.deepcopy(config_slice(config, STAGE_CONFIG_KEYS[stage])),
     }
-    roles = spec["config"].get("generation", {})
-    connections = {name: roles[name].pop("connection") for name in ENDPOINT_ROLES if "connection" in roles.get(name, {})}
+    connections = {}
+    for name, dotted in ROLE_PATHS.items():
+        section, role = dotted.split(".")
+        settings = spec["config"].get(section, {}).get(role)
+        if isinstance(settings, dict) and "connection" in settings:
+            connections[name] = settings.pop("connection")
     if connections:
         spec["connections"] = connections
     if stage in STAGE_CHECK_KEYS:
@@ -118,34 +130,57 @@ def spec_path(stage: str, skill: str | None = None) -> Path:
     return SPECS_DIR / f"{stage}.json" if skill is None else SPECS_DIR / skill / f"{stage}.json"
 
 
+def wrong_adapter_skill(skill: str, skills: list[str]) -> str | None:
+    """The control adapter for ``skill``: the next skill's in sorted order (the first for the last);
+    None when there is no other skill."""
+    ordered = sorted(skills)
+    return None if len(ordered) < 2 else ordered[(ordered.index(skill) + 1) % len(ordered)]
+
+
 def plan_specs(
     config: dict[str, Any], skills: dict[str, tuple[Path, str]], model_sha256: str
 ) -> dict[Path, dict[str, Any]]:
     """Every stage spec of the build, keyed; ``skills`` maps a skill key to (folder, content sha256)."""
     model = keyed({**stage_spec("prepare_model", config), "model_sha256": model_sha256})
     specs = {spec_path("prepare_model"): model}
-    evaluated = {}
+    keys: dict[str, dict[str, str]] = {}
     for skill, (folder, sha256) in skills.items():
-        keys = {"prepare_model": model["key"]}
+        own = keys[skill] = {"prepare_model": model["key"]}
         for stage in SKILL_STAGES:
             spec = stage_spec(stage, config, skill)
-            spec["upstream"] = {name: keys[name] for name in UPSTREAM[stage]}
+            spec["upstream"] = {name: own[name] for name in UPSTREAM[stage]}
             if stage == "parse_skill":
                 spec["skill"]["sha256"] = sha256
                 spec["inputs"] = {"dir": str(folder)}
             spec = keyed(spec)
-            keys[stage] = spec["key"]
+            own[stage] = spec["key"]
             specs[spec_path(stage, skill)] = spec
-        evaluated[skill] = keys["evaluate"]
-    specs[spec_path("benchmark")] = keyed({**stage_spec("benchmark", config), "upstream": evaluated})
+    aggregated = {f"evaluate/{skill}": own["evaluate"] for skill, own in keys.items()}
+    if config["eval"]["controls"]:
+        shared = keyed({**stage_spec("train_shared", config), "upstream": {
+            "prepare_model": model["key"], **{f"dataset/{skill}": own["dataset"] for skill, own in keys.items()}}})
+        specs[spec_path("train_shared")] = shared
+        for skill, own in keys.items():
+            spec = stage_spec("evaluate_controls", config, skill)
+            wrong = wrong_adapter_skill(skill, list(keys))
+            spec["controls"] = {"wrong_adapter": wrong}
+            spec["upstream"] = {**{name: own[name] for name in UPSTREAM["evaluate_controls"]},
+                                "train_shared": shared["key"]}
+            if wrong is not None:
+                spec["upstream"][f"train/{wrong}"] = keys[wrong]["train"]
+            spec = keyed(spec)
+            specs[spec_path("evaluate_controls", skill)] = spec
+            aggregated[f"evaluate_controls/{skill}"] = spec["key"]
+    specs[spec_path("benchmark")] = keyed({**stage_spec("benchmark", config), "upstream": aggregated})
     return specs
 
 
 def upstream_stage(spec: dict[str, Any], name: str) -> tuple[str, str | None]:
-    """(stage, skill) of an entry in ``spec["upstream"]``: the benchmark's are keyed by skill."""
-    if spec["stage"] == "benchmark":
-        return "evaluate", name
-    return name, None if name == "prepare_model" else spec["skill"]["key"]
+    """(stage, skill) of an entry in ``spec["upstream"]``: ``stage/skill`` names another skill's output."""
+    if "/" in name:
+        stage, skill = name.split("/", 1)
+        return stage, skill
+    return name, None if name in BUILD_STAGES else spec["skill"]["key"]
 
 
 def _brief(value: Any) -> str:

@@ -130,25 +130,35 @@ def check_skills(folders: list[Path], strict: bool) -> bool:
     return passed
 
 
+def endpoint_backend(name: str, settings: dict[str, Any], spec: dict[str, Any], cache_dir: Path):
+    """The OpenAI-compatible backend of role ``name`` (a key of ROLE_PATHS), through the request cache."""
+    from s2l.config import ROLE_PATHS
+    from s2l.endpoint import Connection, OpenAIBackend
+    from s2l.request_cache import RequestCache
+
+    connection = Connection(**spec.get("connections", {}).get(name, {}))
+    return OpenAIBackend(settings["base_url"], settings["model"], connection, RequestCache(cache_dir),
+                         where=ROLE_PATHS[name])
+
+
+def role_price(spec: dict[str, Any], name: str) -> dict[str, float] | None:
+    return spec.get("connections", {}).get(name, {}).get("price_per_million_tokens")
+
+
 def role_backends(spec: dict[str, Any], model: Path, cache_dir: Path) -> dict[str, tuple[Any, Any]]:
     """(backend, Role) for the generator and the teacher, each its own backend so each is accounted
     for apart; local roles share one loaded model, which is loaded only if some role is local."""
     from s2l.config import ENDPOINT_ROLES
-    from s2l.endpoint import Connection, OpenAIBackend
     from s2l.generation import LocalBackend
-    from s2l.request_cache import RequestCache
     from s2l.synthetic import Role
 
     generation = spec["config"]["generation"]
-    local = cache = None
+    local = None
     backends = {}
     for name in ENDPOINT_ROLES:
         settings = generation[name]
         if settings["backend"] == "openai":
-            cache = cache or RequestCache(cache_dir)
-            connection = Connection(**spec.get("connections", {}).get(name, {}))
-            backend = OpenAIBackend(settings["base_url"], settings["model"], connection, cache,
-                                    where=f"generation.{name}")
+            backend = endpoint_backend(name, settings, spec, cache_dir)
             role = Role(**settings)
         else:
             if local is None:
@@ -182,9 +192,7 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_fi
                                      generation["filter_by_checks"], settings["dataset"]["copy_ngram_words"]),
         )
         count = write_jsonl(out, records)
-        usage = {name: {"backend": role.backend, "model": role.model,
-                        **backend.usage.summary(spec.get("connections", {}).get(name, {}).get(
-                            "price_per_million_tokens"))}
+        usage = {name: {"backend": role.backend, "model": role.model, **backend.usage.summary(role_price(spec, name))}
                  for name, (backend, role) in roles.items()}
         write_json(usage_file, usage)
         print(f"{skill.key}: wrote {count} synthetic records to {out}; "
@@ -213,23 +221,37 @@ def dataset(run: StageRun, skill_file: Path, synthetic: Path, usage_file: Path, 
 
 
 def train(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, out: Path, threads: int) -> None:
+    skill = read_parsed_skill(skill_file)
+    train_on(run, skill.identity, read_jsonl(dataset_file), model, out, threads)
+
+
+def train_shared(run: StageRun, dataset_files: list[Path], model: Path, out: Path, threads: int) -> None:
+    """The shared-adapter control: one adapter on the union of every skill's records (each dataset
+    keeps its own train/eval split, so no skill's held-out request is trained on)."""
+    records = [record for path in sorted(dataset_files) for record in read_jsonl(path)]
+    skills = sorted(path.name.removesuffix(".jsonl") for path in dataset_files)
+    train_on(run, {"key": "_shared", "name": "shared: " + ", ".join(skills), "sha256": "one per skill, in its dataset records"}, records, model, out,
+             threads)
+
+
+def train_on(run: StageRun, identity: dict[str, str], records: list[dict[str, Any]], model: Path, out: Path,
+             threads: int) -> None:
     from s2l.train import LoraSettings, TrainingSettings, training_precision
 
     def build(spec: dict[str, Any]) -> None:
         from s2l.train import train_adapter, write_model_card
 
         set_threads(threads)
-        skill = read_parsed_skill(skill_file)
-        result = train_adapter(model, read_jsonl(dataset_file), lora, training, spec["config"]["seed"], out)
+        result = train_adapter(model, records, lora, training, spec["config"]["seed"], out)
         provenance = {
-            "skill": skill.identity,
+            "skill": identity,
             "base_model": base_model_provenance(model),
             "seed": spec["config"]["seed"],
             "stage": {"name": spec["stage"], "version": spec["version"], "plan_key": spec["key"]},
             "software": software_versions(),
         }
         write_model_card(out, provenance, lora, training, result)
-        print(f"{skill.key}: adapter in {out} ({result.steps} steps, final loss {result.final_loss:.4f})")
+        print(f"{identity['key']}: adapter in {out} ({result.steps} steps, final loss {result.final_loss:.4f})")
 
     settings = read_spec(run.spec_file)["config"]
     lora, training = LoraSettings(**settings["lora"]), TrainingSettings(**settings["training"])
@@ -237,41 +259,94 @@ def train(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, out:
     run_stage(replace(run, facts={"precision": training_precision(training).label}), build)
 
 
-def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, adapter: Path, out: Path,
-             markdown_file: Path, threads: int) -> None:
+def judge_for(spec: dict[str, Any], model, tokenizer, model_dir: Path, cache_dir: Path):
+    """The configured judge (``eval.judge``), or None; a local judge is the base model itself."""
+    from s2l.evaluate import EvalSettings
+    from s2l.generation import LocalBackend, Sampling
+    from s2l.judge import Judge
+
+    settings = spec["config"]["eval"]["judge"]
+    if settings is None:
+        return None
+    if settings["backend"] == "openai":
+        backend = endpoint_backend("judge", settings, spec, cache_dir)
+    else:
+        model_id = base_model_provenance(model_dir)["model_id"]
+        backend = LocalBackend(model, tokenizer, model_id, EvalSettings(**eval_settings(spec)).batch_size)
+    return Judge(backend, Sampling(settings["temperature"], settings["top_p"], settings["max_new_tokens"]),
+                 settings["backend"], role_price(spec, "judge"))
+
+
+def eval_settings(spec: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation settings of an evaluate spec, without the judge (a role of its own)."""
+    return {name: value for name, value in spec["config"]["eval"].items() if name != "judge"}
+
+
+def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, adapters: dict[str, Path],
+               threads: int, evaluate_with: Any, out: Path, markdown_file: Path | None,
+               schema: str) -> None:
+    """An evaluation job: the base model with ``adapters`` loaded by name, the configured judge, a
+    schema-checked report (and its Markdown, for the skill's own evaluation)."""
     def build(spec: dict[str, Any]) -> None:
         from s2l.evaluate import EvalSettings
-        from s2l.evaluate import evaluate as evaluate_conditions
         from s2l.model import load_model, load_tokenizer
         from s2l.report import eval_markdown
         from s2l.schemas import validate
 
         set_threads(threads)
-        settings = EvalSettings(**spec["config"]["eval"])
         seed = spec["config"]["seed"]
         skill = read_parsed_skill(skill_file)
-        loaded = load_model(model, adapter_dir=adapter)
-        results = evaluate_conditions(loaded, load_tokenizer(model), skill, read_jsonl(dataset_file), settings, seed)
+        loaded, tokenizer = load_model(model, adapters), load_tokenizer(model)
+        judge = judge_for(spec, loaded, tokenizer, model, run.cache_dir or DEFAULT_CACHE_DIR)
+        results = evaluate_with(loaded, tokenizer, skill, read_jsonl(dataset_file),
+                                EvalSettings(**eval_settings(spec)), seed, judge=judge)
         report = {
             "skill": skill.identity,
             "base_model": base_model_provenance(model),
-            "adapter": str(adapter),
+            "adapters": {name: str(path) for name, path in adapters.items()},
             "seed": seed,
             "plan_key": spec["key"],
             "settings": spec["config"]["eval"],
             "software": software_versions(),
             **results,
         }
-        validate(report, "eval_report.schema.json")
+        validate(report, schema)
         write_json(out, report)
-        markdown_file.write_text(eval_markdown(report), encoding="utf-8")
+        if markdown_file is not None:
+            markdown_file.write_text(eval_markdown(report), encoding="utf-8")
         rates = {c: v["pass_rate"]["all"]["mean"] for c, v in results["conditions"].items()}
         print(f"{skill.key}: pass rates {rates}")
 
     run_stage(run, build)
 
 
-def benchmark(run: StageRun, reports: list[Path], usage_files: list[Path], out_prefix: Path) -> None:
+def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, adapter: Path, out: Path,
+             markdown_file: Path, threads: int) -> None:
+    from s2l.evaluate import evaluate as evaluate_conditions
+
+    def evaluate_with(loaded, tokenizer, skill, records, settings, seed, judge):
+        return evaluate_conditions(loaded, tokenizer, skill, records, settings, seed, adapter, judge)
+
+    evaluation(run, skill_file, dataset_file, model, {"adapter": adapter}, threads, evaluate_with, out, markdown_file,
+               "eval_report.schema.json")
+
+
+def evaluate_controls(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, own_report: Path,
+                      shared_adapter: Path, wrong_adapter: Path | None, out: Path, threads: int) -> None:
+    from s2l.evaluate import evaluate_controls as evaluate_control_conditions
+
+    adapters = {"shared_adapter": shared_adapter, **({"wrong_adapter": wrong_adapter} if wrong_adapter else {})}
+    own = json.loads(own_report.read_text(encoding="utf-8"))
+
+    def evaluate_with(loaded, tokenizer, skill, records, settings, seed, judge):
+        return evaluate_control_conditions(loaded, tokenizer, skill, records, settings, seed, adapters, own, judge)
+
+    evaluation(run, skill_file, dataset_file, model, adapters, threads, evaluate_with, out, None,
+               "controls_report.schema.json")
+
+
+def benchmark(run: StageRun, reports: list[Path], controls: list[Path], usage_files: list[Path],
+              out_prefix: Path) -> None:
     from s2l.hashing import content_sha256
 
     usage_file = {path.name.removesuffix(USAGE_SUFFIX): path for path in usage_files}
@@ -281,7 +356,8 @@ def benchmark(run: StageRun, reports: list[Path], usage_files: list[Path], out_p
         from s2l.schemas import validate
 
         usage = {skill: json.loads(path.read_text(encoding="utf-8")) for skill, path in usage_file.items()}
-        summary = summarize([json.loads(Path(path).read_text(encoding="utf-8")) for path in reports], usage)
+        summary = summarize([json.loads(path.read_text(encoding="utf-8")) for path in reports], usage,
+                            [json.loads(path.read_text(encoding="utf-8")) for path in controls])
         validate(summary, "benchmark.schema.json")
         write_json(out_prefix.with_suffix(".json"), summary)
         out_prefix.with_suffix(".md").write_text(markdown(summary), encoding="utf-8")

@@ -37,8 +37,10 @@ def target_status(stage: str, skill: str | None, plan: BuildPlan, workdir: Path,
 
 
 def status_table(plan: BuildPlan, workdir: Path, store: Store) -> list[tuple[str, str, str, str]]:
-    """(skill, stage, state, why) rows; the benchmark is the last row, under skill "*"."""
+    """(skill, stage, state, why) rows; the shared adapter and the benchmark come last, under skill "*"."""
     rows = [(skill, stage, *target_status(stage, skill, plan, workdir, store))
-            for skill in plan.skills for stage in STORED_STAGES]
-    rows.append(("*", "benchmark", *target_status("benchmark", None, plan, workdir, store)))
+            for skill in plan.skills for stage in STORED_STAGES if spec_path(stage, skill) in plan.specs]
+    for stage in ("train_shared", "benchmark"):
+        if spec_path(stage) in plan.specs:
+            rows.append(("*", stage, *target_status(stage, None, plan, workdir, store)))
     return rows

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from s2l.chat import Message, prompt_ids
+from s2l.chat import Message, json_answer, prompt_ids
 from s2l.checks import failed_checks
 from s2l.errors import UserError
 from s2l.form import Form
@@ -127,11 +127,7 @@ def clean_request(text: str) -> str:
 def structured_request(text: str) -> str | None:
     """The request in an answer ``{"request": "..."}`` (in a Markdown code fence or not); None when
     the answer is not that JSON."""
-    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text.strip(), flags=re.DOTALL)
-    try:
-        value = json.loads(fenced.group(1) if fenced else text)
-    except json.JSONDecodeError:
-        return None
+    value = json_answer(text)
     request = value.get("request") if isinstance(value, dict) else None
     return request if isinstance(request, str) else None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from s2l.report import generation_totals, markdown
+from s2l.report import generation_totals, markdown, summarize
 
 
 def role(sent: int, hits: int, prompt: int, completion: int, cost: float | None) -> dict:
@@ -27,10 +27,7 @@ def test_generation_is_summed_per_role_and_a_cost_only_where_every_skill_has_one
 
 
 def test_the_markdown_shows_the_generation_table_only_when_there_is_usage() -> None:
-    summary = {"skills": 0, "rows": [], "informative_skills": 0, "uninformative_skills": [],
-               "mean_prompt_tokens_saved": 0, "generation": generation_totals(USAGE),
-               "wins": {"adapter_matches_or_beats_skill_in_context": 0, "adapter_beats_no_skill": 0,
-                        "nll_adapter_le_skill_in_context": 0, "nll_adapter_le_no_skill": 0}}
+    summary = {**summarize([]), "generation": generation_totals(USAGE)}
     text = markdown(summary)
     assert "| generator | openai | gpt-x | 23 | 5 | 2 | 3,000 | 1,000 | 21 s | 0.0300 |" in text
     assert "| teacher | openai | gpt-x | 32 | 4 | 2 | 24,000 | 3,000 | 21 s | – |" in text
@@ -41,11 +38,40 @@ def eval_report(key: str, means: dict[str, float], adapter_minus: tuple[float, f
     """A hand-made eval report: pass-rate means per condition, and the paired interval of the adapter
     minus either other condition."""
     conditions = {c: {"pass_rate": {"all": {"mean": m, "ci95": [m, m], "n": 10}}, "reference_nll": {"all": 1.0},
-                      "prompt_tokens": 80.0} for c, m in means.items()}
+                      "prompt_tokens": 80.0, "wall_seconds_per_request": 0.5,
+                      "expectations": {"total": 6, "graded": 4, "passed": 3, "ungraded": 2, "pass_rate": 0.75}}
+                  for c, m in means.items()}
     difference = {"mean": sum(adapter_minus) / 2, "ci95": list(adapter_minus), "n": 10}
-    return {"skill": {"key": key}, "conditions": conditions, "samples_per_prompt": 3,
-            "differences": {"adapter_minus_skill_in_context": difference, "adapter_minus_no_skill": difference},
+    return {"skill": {"key": key}, "conditions": conditions, "samples_per_prompt": 3, "judge": None,
+            "differences": {f"adapter_minus_{c}": difference for c in means if c != "adapter"},
             "token_saving": {"prompt_tokens_per_request": 400.0, "fraction": 0.8}}
+
+
+def controls_report(key: str, wrong: float | None, shared: float, adapter_minus: tuple[float, float]) -> dict:
+    means = {"shared_adapter": shared, **({"wrong_adapter": wrong} if wrong is not None else {})}
+    report = eval_report(key, means, adapter_minus)
+    report["adapters"] = {c: f"build/adapters/{c}" for c in means}
+    return report
+
+
+def test_the_controls_join_their_skills_rows_and_gaps_count_only_where_they_ran() -> None:
+    good = eval_report("learnt", {"no_skill": 0.0, "skill_in_context": 0.1, "adapter": 0.5}, (0.2, 0.6))
+    other = eval_report("other", {"no_skill": 0.0, "skill_in_context": 0.3, "adapter": 0.3}, (-0.2, 0.2))
+    controls = [controls_report("learnt", 0.1, 0.2, (0.1, 0.5)),  # adapter clearly beats both controls
+                controls_report("other", None, 0.3, (-0.1, 0.1))]  # no wrong adapter; ties the shared one
+    summary = summarize([good, other], controls=controls)
+    rows = {row["skill"]: row for row in summary["rows"]}
+    assert rows["learnt"]["pass_rate"]["wrong_adapter"] == 0.1
+    assert rows["other"]["pass_rate"]["wrong_adapter"] is None
+    assert summary["control_skills"] == {"wrong_adapter": 1, "shared_adapter": 2}
+    assert summary["wins"]["adapter_beats_wrong_adapter"] == 1
+    assert summary["wins"]["adapter_beats_shared_adapter"] == 1
+    assert summary["control_gaps"]["shared_adapter"] == (0.3 + 0.0) / 2
+    assert summary["mean_pass_rate"]["shared_adapter"]["mean"] == (0.2 + 0.3) / 2
+    assert summary["mean_pass_rate"]["wrong_adapter"]["n"] == 1
+    text = markdown(summary)
+    assert "beats it on 1 of 1 informative skills; mean gap 0.30" in text  # wrong adapter
+    assert "| pass rate: wrong adapter | pass rate: shared adapter |" in text
 
 
 def test_a_skill_where_every_condition_passes_nothing_is_uninformative_not_a_match() -> None:
@@ -71,12 +97,13 @@ def test_the_eval_markdown_shows_rates_and_answers_side_by_side() -> None:
         for source in ("held_out", "evals"):
             values["pass_rate"][source] = {"mean": None, "ci95": None, "n": 0}
         values["answers"] = [{"id": f"p{i}", "source": "held_out", "request": f"Request {i}",
-                              "passed": [True, False], "answers": [f"{condition} answer {i}", "second"]}
+                              "passed": [True, False], "answers": [f"{condition} answer {i}", "later sample"]}
                              for i in range(4)]
     text = eval_markdown(report)
-    assert "| adapter | 0.50 [0.50, 0.50] | – | – | 1.00 | 80 |" in text
+    assert "| adapter | 0.50 [0.50, 0.50] | – | – | 3 / 4 (2) | 1.00 | 80 | 0.50 |" in text
+    assert "every evals.json expectation is ungraded" in text
     assert "Adapter − skill in context: +0.40 [+0.20, +0.60]" in text
     assert text.count("### p") == 3  # three prompts side by side, not all four
     assert "~~~~\nRequest 2\n~~~~" in text and "Request 3" not in text
     assert "**skill in context** (1 of 2 sampled answers pass):\n\n~~~~\nskill_in_context answer 1\n~~~~" in text
-    assert "second" not in text
+    assert "later sample" not in text

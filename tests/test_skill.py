@@ -82,7 +82,7 @@ def test_good_skill_loads(tmp_path):
     assert skill.path == str(folder / "SKILL.md")
     assert skill.warnings == []
     assert skill.checks == GOOD_EVALS["checks"]
-    assert skill.evals == GOOD_EVALS["evals"]
+    assert skill.evals == [{**case, "file_texts": {}} for case in GOOD_EVALS["evals"]]
     assert skill.sha256 == skill_sha256(folder)
 
 
@@ -371,3 +371,29 @@ def test_an_answer_that_is_headed_markdown_keeps_its_headings(tmp_path):
 
 def test_a_body_without_examples_has_none(tmp_path):
     assert load_skill(write_skill(tmp_path)).examples == []
+
+
+# --- files an eval case gives the model ---------------------------------------------------------
+
+
+def with_case_files(files: list[str]) -> dict:
+    return {**GOOD_EVALS, "evals": [{**GOOD_EVALS["evals"][0], "files": files}]}
+
+
+def test_an_eval_cases_files_are_read_and_hashed_with_the_skill(tmp_path):
+    folder = write_skill(tmp_path, evals=with_case_files(["evals/files/app.py"]))
+    (folder / "evals" / "files").mkdir()
+    (folder / "evals" / "files" / "app.py").write_text("def add(a, b):\n    return a + b\n")
+    skill = load_skill(folder)
+    assert skill.evals[0]["file_texts"] == {"evals/files/app.py": "def add(a, b):\n    return a + b\n"}
+    before = skill_sha256(folder)
+    (folder / "evals" / "files" / "app.py").write_text("def sub(a, b):\n    return a - b\n")
+    assert skill_sha256(folder) != before  # editing a case's file is a skill edit
+
+
+def test_a_missing_or_outside_case_file_names_evals_json_and_the_case(tmp_path):
+    folder = write_skill(tmp_path, evals=with_case_files(["evals/files/absent.py"]))
+    error = load_error(folder)
+    assert str(error).startswith(f"{folder / 'evals' / 'evals.json'}: evals[id=1].files: 'evals/files/absent.py'")
+    folder = write_skill(tmp_path, key="outside", evals=with_case_files(["../demo/SKILL.md"]))
+    assert "outside the skill folder" in str(load_error(folder))

@@ -75,11 +75,16 @@ def per_skill(*stages: str) -> set[str]:
     return {f"{skill}/{stage}" for skill in SKILLS for stage in stages}
 
 
+# The controls (on by default) read every skill's dataset (the shared adapter) and another skill's
+# adapter: anything that changes a dataset or an adapter changes them all.
+CONTROLS = per_skill("evaluate_controls") | {"train_shared"}
+
+
 def test_lora_rank_changes_training_and_what_reads_the_adapter():
     def edit(config):
         config["lora"]["r"] = 8
 
-    expected = per_skill("train", "evaluate") | {"benchmark"}
+    expected = per_skill("train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (expected, expected)
 
 
@@ -87,7 +92,7 @@ def test_generation_setting_changes_everything_from_synthesis_on():
     def edit(config):
         config["generation"]["generator"]["temperature"] = 1.0
 
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (expected, expected)
 
 
@@ -95,7 +100,7 @@ def test_seed_changes_every_seeded_stage_and_what_follows():
     def edit(config):
         config["seed"] = 7
 
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (expected, expected)
 
 
@@ -117,7 +122,7 @@ def test_a_longer_teacher_budget_rechecks_the_context_and_regenerates():
     def edit(config):
         config["generation"]["teacher"]["max_new_tokens"] = 256
 
-    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)
 
 
@@ -134,7 +139,33 @@ def test_a_skill_edit_changes_only_that_skills_chain_and_the_benchmark():
     edited = {**SKILLS, "beta": (Path("skills/beta"), "d" * 64)}
     before, after = plan(CONFIG), plan(CONFIG, edited)
     changed = {name for name in before if before[name]["key"] != after[name]["key"]}
-    assert changed == {f"beta/{stage}" for stage in CHAIN} | {"benchmark"}
+    assert changed == {f"beta/{stage}" for stage in CHAIN} | CONTROLS | {"benchmark"}
+
+
+def test_each_skill_is_controlled_by_the_next_skills_adapter_and_the_shared_one():
+    three = {**SKILLS, "gamma": (Path("skills/gamma"), "e" * 64)}
+    specs = plan(CONFIG, three)
+    wrong = {skill: specs[f"{skill}/evaluate_controls"]["controls"]["wrong_adapter"] for skill in three}
+    assert wrong == {"alpha": "beta", "beta": "gamma", "gamma": "alpha"}
+    assert specs["alpha/evaluate_controls"]["upstream"]["train/beta"] == specs["beta/train"]["key"]
+    assert "train/gamma" not in specs["alpha/evaluate_controls"]["upstream"]
+    assert {name for name in specs["train_shared"]["upstream"]} == {"prepare_model", "dataset/alpha", "dataset/beta",
+                                                                   "dataset/gamma"}
+    # One skill alone has no other skill's adapter to be wrong with.
+    alone = plan(CONFIG, {"alpha": SKILLS["alpha"]})
+    assert alone["alpha/evaluate_controls"]["controls"]["wrong_adapter"] is None
+
+
+def test_switching_the_controls_off_drops_them_and_touches_no_evaluation():
+    def edit(config):
+        config["eval"]["controls"] = False
+
+    config = copy.deepcopy(CONFIG)
+    edit(config)
+    before, after = plan(CONFIG), plan(config)
+    assert set(before) - set(after) == CONTROLS
+    assert {name for name in after if before[name] != after[name]} == {"benchmark"}
+    assert set(after["benchmark"]["upstream"]) == {"evaluate/alpha", "evaluate/beta"}
 
 
 def test_a_model_change_changes_every_key():
@@ -164,7 +195,7 @@ def test_switching_check_filtering_off_changes_the_synthesis_key():
     def edit(config):
         config["generation"]["filter_by_checks"] = False
 
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (expected, expected)
 
 
@@ -172,7 +203,7 @@ def test_more_teacher_examples_recheck_the_context_and_regenerate():
     def edit(config):
         config["generation"]["teacher_examples"] = 5
 
-    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)
 
 
@@ -185,7 +216,7 @@ def with_endpoint_teacher(config: dict) -> None:
 
 
 def test_switching_the_teacher_to_an_endpoint_regenerates_and_the_key_variable_is_in_no_spec():
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(with_endpoint_teacher) == (expected, expected)
     config = copy.deepcopy(CONFIG)
     with_endpoint_teacher(config)
@@ -216,5 +247,5 @@ def test_another_endpoint_model_regenerates():
     after = copy.deepcopy(before)
     after["generation"]["teacher"]["model"] = "gpt-y"
     planned, replanned = plan(before), plan(after)
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert {name for name in planned if planned[name]["key"] != replanned[name]["key"]} == expected

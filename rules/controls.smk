@@ -1,0 +1,45 @@
+rule train_shared:
+    """The shared-adapter control: one adapter trained on the union of every skill's training split."""
+    input:
+        spec=str(spec_path("train_shared")),
+        datasets=expand("build/datasets/{skill}.jsonl", skill=SKILLS),
+        model="build/models/base",
+    output:
+        adapter=directory(SHARED_ADAPTER),
+        manifest=str(manifest_path("train_shared")),
+    threads: MODEL_THREADS
+    benchmark:
+        "build/benchmarks/train_shared.tsv"
+    resources:
+        mem_mb=6000,
+        runtime=240,
+    shell:
+        "{S2L} train-shared --spec {input.spec} --datasets {input.datasets}"
+        " --model {input.model} --out {output.adapter} --manifest {output.manifest} {STORE} --threads {threads}"
+
+
+rule evaluate_controls:
+    """The controls on the same prompts: another skill's adapter and the shared adapter."""
+    input:
+        spec=spec("evaluate_controls"),
+        skill="build/skills/{skill}.json",
+        dataset="build/datasets/{skill}.jsonl",
+        model="build/models/base",
+        report="build/eval/{skill}.json",
+        shared=SHARED_ADAPTER,
+        wrong=wrong_adapter,
+    output:
+        report="build/eval/controls/{skill}.json",
+        manifest=manifest("evaluate_controls"),
+    threads: MODEL_THREADS
+    benchmark:
+        "build/benchmarks/evaluate_controls/{skill}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        wrong=lambda wildcards, input: f"--wrong-adapter {input.wrong}" if input.wrong else "",
+    shell:
+        "{S2L} evaluate-controls --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
+        " --model {input.model} --report {input.report} --shared-adapter {input.shared} {params.wrong}"
+        " --out {output.report} --manifest {output.manifest} {STORE} --threads {threads}"
