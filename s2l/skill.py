@@ -176,8 +176,9 @@ def load_evals(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     for case in data["evals"]:
         for check in case.get("checks", []):
             _compile_check(check, path, f"evals[id={case['id']}].checks")
-        case["file_texts"] = {name: _read_case_file(folder, name, path, f"evals[id={case['id']}].files")
-                              for name in case.get("files", [])}
+        if case.get("files"):
+            case["file_texts"] = {name: _read_case_file(folder, name, path, f"evals[id={case['id']}].files")
+                                  for name in case["files"]}
     for check in data.get("checks", []):
         _compile_check(check, path, "checks")
     return data.get("checks", []), data["evals"], []

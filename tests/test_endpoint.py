@@ -194,3 +194,28 @@ def _is_request_json(text: str) -> bool:
         return isinstance(json.loads(text).get("request"), str)
     except (ValueError, AttributeError):
         return False
+
+
+def test_a_judge_on_the_endpoint_grades_each_answer_once_and_malformed_verdicts_stay_ungraded(
+        server: TransformersServer, tmp_path: Path) -> None:
+    """The 135M model rarely writes the verdict JSON: whatever it writes, an expectation counts only
+    when the server's reply parses into exactly one boolean per expectation."""
+    from s2l.judge import VERDICT_SCHEMA, Judge, judge_conversation, parse_verdicts
+    from s2l.request_cache import request_key
+
+    cache = RequestCache(tmp_path)
+    backend = OpenAIBackend(server.base_url, server.model, Connection(max_concurrency=4), cache)
+    sampling = Sampling(0.7, 0.95, 64)
+    judge = Judge(backend, sampling, "openai")
+    items = [("Write a commit message for a login fix.", "fix(auth): handle empty email", ["Type is fix.", "Short."]),
+             ("Write a commit message for docs.", "Here is your commit: updated docs.", ["Type is docs."])]
+    before = server.posts()
+    verdicts = judge.grade(items, seed=0)
+    assert server.posts() - before == backend.usage.sent == 2
+    for number, (item, graded) in enumerate(zip(items, verdicts)):
+        body = backend.request_body(judge_conversation(*item), sampling, number, VERDICT_SCHEMA)
+        assert body["response_format"]["json_schema"]["schema"] == VERDICT_SCHEMA  # a structured verdict asked for
+        served = cache.get(request_key(server.base_url, body))["text"]
+        assert graded == parse_verdicts(served, len(item[2]))
+        assert all(v is None for v in graded) or all(isinstance(v, bool) for v in graded)
+    assert judge.label == f"openai: {server.model}"

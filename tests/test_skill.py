@@ -82,7 +82,7 @@ def test_good_skill_loads(tmp_path):
     assert skill.path == str(folder / "SKILL.md")
     assert skill.warnings == []
     assert skill.checks == GOOD_EVALS["checks"]
-    assert skill.evals == [{**case, "file_texts": {}} for case in GOOD_EVALS["evals"]]
+    assert skill.evals == GOOD_EVALS["evals"]
     assert skill.sha256 == skill_sha256(folder)
 
 
@@ -386,6 +386,11 @@ def test_an_eval_cases_files_are_read_and_hashed_with_the_skill(tmp_path):
     (folder / "evals" / "files" / "app.py").write_text("def add(a, b):\n    return a + b\n")
     skill = load_skill(folder)
     assert skill.evals[0]["file_texts"] == {"evals/files/app.py": "def add(a, b):\n    return a + b\n"}
+    # The model gets the file with the prompt, under its path.
+    from s2l.evaluate import eval_prompts
+
+    assert eval_prompts(skill, [])[0].request == (
+        "Say ok.\n\nFile evals/files/app.py:\n```\ndef add(a, b):\n    return a + b\n```")
     before = skill_sha256(folder)
     (folder / "evals" / "files" / "app.py").write_text("def sub(a, b):\n    return a - b\n")
     assert skill_sha256(folder) != before  # editing a case's file is a skill edit

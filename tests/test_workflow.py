@@ -17,6 +17,7 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, scheduled_jobs, snakemake
 
+from s2l.evaluate import sha256_text
 from s2l.schemas import validate
 
 # Every shipped skill, as it ships: one that stops yielding training data fails here.
@@ -121,6 +122,20 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         evaluation = json.loads((build / "eval" / f"{key}.json").read_text())
         validate(evaluation, "eval_report.schema.json")
         assert evaluation["token_saving"]["prompt_tokens_per_request"] > 100
+        # What the model saw, as read from it: the SKILL.md as system prompt only in context, the
+        # skill's own adapter active only in the adapter condition.
+        skill_text = json.loads((build / "skills" / f"{key}.json").read_text())["text"]
+        assert {name: values["seen"] for name, values in evaluation["conditions"].items()} == {
+            "no_skill": {"system_prompt_sha256": None, "adapter": None},
+            "skill_in_context": {"system_prompt_sha256": sha256_text(skill_text), "adapter": None},
+            "adapter": {"system_prompt_sha256": None, "adapter": f"build/adapters/{key}"}}
+        # No judge in tests/quick.yaml: every expectation is ungraded, and none passed.
+        expected = sum(len(case.get("expectations", [])) for case in
+                       json.loads((workdir / "skills" / key / "evals" / "evals.json").read_text())["evals"])
+        for values in evaluation["conditions"].values():
+            assert values["expectations"] == {"total": expected * evaluation["samples_per_prompt"], "graded": 0,
+                                              "passed": 0, "ungraded": expected * evaluation["samples_per_prompt"],
+                                              "pass_rate": None}
         # The report for people shows the same first prompt's request and each condition's first answer.
         shown = (build / "eval" / f"{key}.md").read_text()
         first = {condition: values["answers"][0] for condition, values in evaluation["conditions"].items()}
@@ -176,15 +191,34 @@ def test_spec_deviations_are_warnings_in_log_and_report(workdir: Path, first_bui
     assert any("Unexpected fields" in warning for warning in report["warnings"])
 
 
-def test_benchmark_aggregates_once_malformed_skills_are_gone(workdir: Path, first_build) -> None:
+def test_benchmark_and_controls_wait_until_malformed_skills_are_gone(workdir: Path, first_build) -> None:
+    # The shared adapter needs every skill's dataset: while one skill fails, no control can run.
+    assert not (workdir / "build" / "adapters" / "_shared").exists()
     for key in (*MALFORMED, LONG):
         shutil.rmtree(workdir / "skills" / key)
-    assert scheduled_jobs(snakemake(workdir, "-n").stdout) == {("benchmark", None)}
+    built = sorted((*GOOD, DEVIANT))
+    assert scheduled_jobs(snakemake(workdir, "-n").stdout) == {("train_shared", None), ("benchmark", None)} | {
+        ("evaluate_controls", key) for key in built}
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((workdir / "build" / "benchmark.json").read_text())
     validate(summary, "benchmark.schema.json")
-    assert [row["skill"] for row in summary["rows"]] == sorted((*GOOD, DEVIANT))
+    assert [row["skill"] for row in summary["rows"]] == built
+    for number, key in enumerate(built):
+        controls = json.loads((workdir / "build" / "eval" / "controls" / f"{key}.json").read_text())
+        validate(controls, "controls_report.schema.json")
+        other = built[(number + 1) % len(built)]  # the next skill in sorted order
+        assert {name: values["seen"] for name, values in controls["conditions"].items()} == {
+            "wrong_adapter": {"system_prompt_sha256": None, "adapter": f"build/adapters/{other}"},
+            "shared_adapter": {"system_prompt_sha256": None, "adapter": "build/adapters/_shared"}}
+        own = json.loads((workdir / "build" / "eval" / f"{key}.json").read_text())
+        # Same prompts as the skill's own evaluation, so the differences are paired.
+        assert [a["id"] for a in controls["conditions"]["shared_adapter"]["answers"]] == [
+            a["id"] for a in own["conditions"]["adapter"]["answers"]]
+    shared_card = (workdir / "build" / "adapters" / "_shared" / "README.md").read_text()
+    shared_records = sum(json.loads(line)["split"] == "train" for key in built
+                         for line in (workdir / "build" / "datasets" / f"{key}.jsonl").read_text().splitlines())
+    assert f"| training records | {shared_records} |" in shared_card
     assert "| conventional-commits |" in (workdir / "build" / "benchmark.md").read_text()
     assert (workdir / "build" / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -270,9 +304,15 @@ def test_an_empty_skills_dir_is_a_one_line_error(tmp_path: Path, base_model_dir:
     assert lines == [f"skills_dir {tmp_path / 'skills'}: no skill in it (a skill is a folder holding SKILL.md)"]
 
 
-def test_editing_one_skill_schedules_only_its_chain_and_the_aggregate(workdir: Path) -> None:
+def test_editing_one_skill_schedules_its_chain_the_shared_adapter_and_the_controls(workdir: Path) -> None:
     skill_md = workdir / "skills" / GOOD[0] / "SKILL.md"
     skill_md.write_text(skill_md.read_text() + "\nPrefer the narrowest scope that fits.\n")
     dry_run = snakemake(workdir, "-n")
     assert dry_run.returncode == 0
-    assert scheduled_jobs(dry_run.stdout) == {(stage, GOOD[0]) for stage in STAGES} | {("benchmark", None)}
+    built = (*GOOD, DEVIANT)
+    # Other skills' own adapters and evaluations stay; every skill's controls read the shared adapter.
+    assert scheduled_jobs(dry_run.stdout) == {(stage, GOOD[0]) for stage in STAGES} | {
+        ("train_shared", None), ("benchmark", None)} | {("evaluate_controls", key) for key in built}
+    # With the controls off, one skill's build touches no other skill.
+    alone = snakemake(workdir, "-n", f"build/eval/{GOOD[0]}.json", "--config", "eval={controls: false}")
+    assert scheduled_jobs(alone.stdout) == {(stage, GOOD[0]) for stage in STAGES}
