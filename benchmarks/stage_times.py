@@ -4,7 +4,8 @@ Runs the real workflow in a fresh work directory (so nothing is reused), for the
 their eval reports (or, with ``--skills all``, the default target: every skill and the benchmark),
 then prints the wall time and peak memory of every stage from Snakemake's
 ``benchmark:`` files and the eval report's headline numbers. The raw figures go to
-``benchmarks/results/stage_times.json`` (the README's tables are made from that file).
+``benchmarks/results/stage_times.json`` (the README's tables are made from that file); with
+``--skills all`` the benchmark it built is copied to ``benchmarks/results/benchmark_default_build.*``.
 
     python benchmarks/stage_times.py --skills all [--configfile tests/quick.yaml]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "stage_times.json"
 STAGES = ("prepare_model", "parse_skill", "synthesize", "dataset", "train", "evaluate")
+CONTROL_STAGES = ("train_shared", "evaluate_controls")  # with eval.controls, outside any one skill's chain
+BUILT_BENCHMARK = ROOT / "benchmarks" / "results" / "benchmark_default_build"
 TARGET_SECONDS = 15 * 60
 
 
@@ -36,12 +40,16 @@ def stage_row(workdir: Path, stage: str, skill: str) -> dict[str, float]:
 
 def skill_figures(workdir: Path, skill: str) -> dict:
     stages = {stage: stage_row(workdir, stage, skill) for stage in STAGES}
+    controls = {stage: stage_row(workdir, stage, skill) for stage in CONTROL_STAGES
+                if (workdir / "build" / "benchmarks" / f"{stage}.tsv").exists()
+                or (workdir / "build" / "benchmarks" / stage / f"{skill}.tsv").exists()}
     report = json.loads((workdir / "build" / "eval" / f"{skill}.json").read_text())
     dataset = json.loads((workdir / "build" / "datasets" / f"{skill}.report.json").read_text())
     return {
         # Model jobs take every core, so they run one at a time: a skill's chain is its own stages
         # plus the shared model preparation.
-        "chain_seconds": sum(row["seconds"] for row in stages.values()), "stages": stages, "dataset": dataset,
+        "chain_seconds": sum(row["seconds"] for row in stages.values()), "stages": stages, "controls": controls,
+        "dataset": dataset,
         "eval": {condition: {key: values[key] for key in ("pass_rate", "reference_nll", "prompt_tokens")}
                  for condition, values in report["conditions"].items()},
         "prompts": report["prompts"], "samples_per_prompt": report["samples_per_prompt"],
@@ -89,6 +97,9 @@ def main() -> int:
         for condition, values in row["eval"].items():
             print(f"  {condition}: pass rate {values['pass_rate']['all']}, prompt tokens {values['prompt_tokens']:.0f}")
         print(f"  differences: {row['differences']}")
+    if everything:
+        for suffix in (".json", ".md", ".png"):
+            shutil.copyfile(workdir / "build" / f"benchmark{suffix}", BUILT_BENCHMARK.with_suffix(suffix))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "cores": args.cores, "configfile": str(args.configfile) if args.configfile else None,
