@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -230,8 +231,8 @@ def train_shared(run: StageRun, dataset_files: list[Path], model: Path, out: Pat
     keeps its own train/eval split, so no skill's held-out request is trained on)."""
     records = [record for path in sorted(dataset_files) for record in read_jsonl(path)]
     skills = sorted(path.name.removesuffix(".jsonl") for path in dataset_files)
-    train_on(run, {"key": "_shared", "name": "shared: " + ", ".join(skills), "sha256": "one per skill, in its dataset records"}, records, model, out,
-             threads)
+    identity = {"key": "_shared", "name": "shared: " + ", ".join(skills), "sha256": "one per skill, in its records"}
+    train_on(run, identity, records, model, out, threads)
 
 
 def train_on(run: StageRun, identity: dict[str, str], records: list[dict[str, Any]], model: Path, out: Path,
@@ -261,7 +262,6 @@ def train_on(run: StageRun, identity: dict[str, str], records: list[dict[str, An
 
 def judge_for(spec: dict[str, Any], model, tokenizer, model_dir: Path, cache_dir: Path):
     """The configured judge (``eval.judge``), or None; a local judge is the base model itself."""
-    from s2l.evaluate import EvalSettings
     from s2l.generation import LocalBackend, Sampling
     from s2l.judge import Judge
 
@@ -272,7 +272,7 @@ def judge_for(spec: dict[str, Any], model, tokenizer, model_dir: Path, cache_dir
         backend = endpoint_backend("judge", settings, spec, cache_dir)
     else:
         model_id = base_model_provenance(model_dir)["model_id"]
-        backend = LocalBackend(model, tokenizer, model_id, EvalSettings(**eval_settings(spec)).batch_size)
+        backend = LocalBackend(model, tokenizer, model_id, spec["config"]["eval"]["batch_size"])
     return Judge(backend, Sampling(settings["temperature"], settings["top_p"], settings["max_new_tokens"]),
                  settings["backend"], role_price(spec, "judge"))
 
@@ -283,10 +283,11 @@ def eval_settings(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, adapters: dict[str, Path],
-               threads: int, evaluate_with: Any, out: Path, markdown_file: Path | None,
+               threads: int, evaluate_with: Callable[..., dict[str, Any]], out: Path, markdown_file: Path | None,
                schema: str) -> None:
     """An evaluation job: the base model with ``adapters`` loaded by name, the configured judge, a
-    schema-checked report (and its Markdown, for the skill's own evaluation)."""
+    schema-checked report (and its Markdown, for the skill's own evaluation). ``evaluate_with`` is
+    called as ``(model, tokenizer, skill, records, settings, seed, judge=...)``."""
     def build(spec: dict[str, Any]) -> None:
         from s2l.evaluate import EvalSettings
         from s2l.model import load_model, load_tokenizer
@@ -324,11 +325,8 @@ def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, a
              markdown_file: Path, threads: int) -> None:
     from s2l.evaluate import evaluate as evaluate_conditions
 
-    def evaluate_with(loaded, tokenizer, skill, records, settings, seed, judge):
-        return evaluate_conditions(loaded, tokenizer, skill, records, settings, seed, adapter, judge)
-
-    evaluation(run, skill_file, dataset_file, model, {"adapter": adapter}, threads, evaluate_with, out, markdown_file,
-               "eval_report.schema.json")
+    evaluation(run, skill_file, dataset_file, model, {"adapter": adapter}, threads,
+               partial(evaluate_conditions, adapter=adapter), out, markdown_file, "eval_report.schema.json")
 
 
 def evaluate_controls(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, own_report: Path,
@@ -337,11 +335,8 @@ def evaluate_controls(run: StageRun, skill_file: Path, dataset_file: Path, model
 
     adapters = {"shared_adapter": shared_adapter, **({"wrong_adapter": wrong_adapter} if wrong_adapter else {})}
     own = json.loads(own_report.read_text(encoding="utf-8"))
-
-    def evaluate_with(loaded, tokenizer, skill, records, settings, seed, judge):
-        return evaluate_control_conditions(loaded, tokenizer, skill, records, settings, seed, adapters, own, judge)
-
-    evaluation(run, skill_file, dataset_file, model, adapters, threads, evaluate_with, out, None,
+    evaluation(run, skill_file, dataset_file, model, adapters, threads,
+               partial(evaluate_control_conditions, adapters=adapters, own_report=own), out, None,
                "controls_report.schema.json")
 
 
