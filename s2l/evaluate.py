@@ -16,7 +16,6 @@ the adapter active in its LoRA layers while it answered.
 from __future__ import annotations
 
 import hashlib
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,10 +126,8 @@ def evaluate_condition(model, tokenizer, skill: Skill, prompts: list[EvalPrompt]
     with model.disable_adapter() if adapter is None else nullcontext():
         active = active_adapter(model)
         backend = LocalBackend(model, tokenizer, model_id="", batch_size=settings.batch_size)
-        started = time.monotonic()
         completions = backend.complete([c for c in conversations for _ in range(settings.samples)],
                                        settings.sampling, seed, desc=f"{skill.key}: {condition}")
-        wall_seconds = time.monotonic() - started
         nll = answer_nll(model, tokenizer, conversations, [p.reference for p in prompts])
     answers = []
     for number, (prompt, loss) in enumerate(zip(prompts, nll)):
@@ -154,7 +151,7 @@ def evaluate_condition(model, tokenizer, skill: Skill, prompts: list[EvalPrompt]
                           for name, source in SOURCES},
         "prompt_tokens": mean_or_none([a["prompt_tokens"] for a in answers]),
         # Answers are generated in batches: this is the batch time shared out over its requests.
-        "wall_seconds_per_request": wall_seconds / len(completions),
+        "wall_seconds_per_request": backend.usage.wall_seconds / len(completions),
         "answers": answers,
     }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from s2l.evaluate import CONDITIONS, CONTROLS
+from s2l.evaluate import CONDITIONS, CONTROLS, mean_or_none
 from s2l.stats import bootstrap
 
 SUMMED_USAGE = ("requests", "sent", "retries", "cache_hits", "prompt_tokens", "completion_tokens", "wall_seconds")
@@ -77,9 +77,8 @@ def generation_totals(usage: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
 
 def mean_gap(rows: list[dict[str, Any]], name: str) -> float | None:
     """Mean over skills of the adapter's paired difference ``name`` (None where no skill has it)."""
-    values = [r["differences"][name]["mean"] for r in rows
-              if name in r["differences"] and r["differences"][name]["mean"] is not None]
-    return sum(values) / len(values) if values else None
+    return mean_or_none([r["differences"][name]["mean"] for r in rows
+                         if name in r["differences"] and r["differences"][name]["mean"] is not None])
 
 
 def expectation_totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
