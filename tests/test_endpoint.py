@@ -219,3 +219,28 @@ def test_a_judge_on_the_endpoint_grades_each_answer_once_and_malformed_verdicts_
         assert graded == parse_verdicts(served, len(item[2]))
         assert all(v is None for v in graded) or all(isinstance(v, bool) for v in graded)
     assert judge.label == f"openai: {server.model}"
+
+
+def test_a_judge_that_writes_the_verdicts_asked_for_grades_each_expectation(tmp_path: Path) -> None:
+    """The 135M model behind transformers serve rarely writes the verdict JSON, so a scripted server
+    plays a judge that does: its verdicts, and only those, become the grades, with the price applied."""
+    from s2l.evaluate import EvalPrompt, grade_expectations
+    from s2l.judge import Judge
+
+    verdicts = {"verdicts": [{"expectation": 1, "passed": True, "evidence": "type is fix"},
+                             {"expectation": 2, "passed": False, "evidence": "ends with a period"}]}
+    reply = {**COMPLETION, "choices": [{**COMPLETION["choices"][0],
+                                        "message": {"role": "assistant", "content": json.dumps(verdicts)}}]}
+    httpd = scripted_server([(200, {}, reply)])
+    backend = OpenAIBackend(f"http://127.0.0.1:{httpd.server_port}/v1", "judge-m", Connection(), RequestCache(tmp_path))
+    judge = Judge(backend, Sampling(0.0, 1.0, 64), "openai", {"prompt": 1.0, "completion": 2.0})
+    prompts = [EvalPrompt("evals-1", "evals", "Write a commit message.", "fix: x", (), ("Type is fix.", "No period."))]
+    conditions = {"adapter": {"answers": [{"id": "evals-1", "request": "Write a commit message.",
+                                           "answers": ["fix: a.", "fix: b."]}]}}
+    grade_expectations(conditions, prompts, judge, seed=0)
+    httpd.shutdown()
+    assert len(httpd.arrivals) == 2  # one request per sampled answer
+    assert conditions["adapter"]["answers"][0]["expectations"] == [[True, False], [True, False]]
+    assert conditions["adapter"]["expectations"] == {"total": 4, "graded": 4, "passed": 2, "ungraded": 0,
+                                                     "pass_rate": 0.5}
+    assert backend.usage.summary(judge.price)["estimated_cost"] == round((2 * 9 * 1.0 + 2 * 2 * 2.0) / 1e6, 6)
