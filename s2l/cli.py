@@ -1,5 +1,6 @@
 """The s2l command line: argument parsing for the build stages (s2l/stages.py), ``check-skill``,
-``status`` and ``cache prune``. Stage subcommands carry the rule names with hyphens."""
+``check-adapter``, ``status``, ``cost`` and ``cache prune``. Stage subcommands carry the rule names
+with hyphens."""
 
 from __future__ import annotations
 
@@ -28,6 +29,25 @@ def cmd_parse_skill(args: argparse.Namespace) -> None:
 
 def cmd_check_skill(args: argparse.Namespace) -> None:
     if not stages.check_skills(args.folders, args.strict):
+        raise SystemExit(1)
+
+
+def cmd_check_adapter(args: argparse.Namespace) -> None:
+    import json
+
+    from s2l.serving import vllm_lora_problems, vllm_max_lora_rank
+
+    failed = False
+    for adapter in args.adapters:
+        problems = vllm_lora_problems(adapter)
+        for problem in problems:
+            print(f"{adapter}: {problem}", file=sys.stderr)
+        if problems:
+            failed = True
+        else:
+            rank = json.loads((adapter / "adapter_config.json").read_text())["r"]
+            print(f"{adapter}: vLLM loads it (--enable-lora --max-lora-rank {vllm_max_lora_rank(rank)})")
+    if failed:
         raise SystemExit(1)
 
 
@@ -150,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "validate skill folders and print their warnings; exit 1 if any failed")
     check.add_argument("folders", type=Path, nargs="+", help="skill folders (each with a SKILL.md)")
     check.add_argument("--strict", action="store_true", help="treat spec deviations as errors")
+    adapters = command("check-adapter", cmd_check_adapter,
+                       "check adapter folders against what vLLM's LoRA loader accepts; exit 1 if any fails")
+    adapters.add_argument("adapters", type=Path, nargs="+", help="adapter folders (build/adapters/<skill>)")
     stage("synthesize", cmd_synthesize, "generate requests and teacher answers; --usage: what each role's "
           "backend sent, its tokens, retries and cache hits", "skill", "model", "out", "usage")
     stage("dataset", cmd_dataset, "validate and filter synthetic records into a dataset",
