@@ -1,0 +1,69 @@
+"""Print the README's default-build tables from the results files (so no figure is typed by hand).
+
+Reads ``benchmarks/results/stage_times.json`` and ``benchmarks/results/benchmark_default_build.md``,
+both written by ``python benchmarks/stage_times.py --skills all``, and prints Markdown: the benchmark
+as the build wrote it, time per skill and stage (the controls' stages included), and what the
+teacher did per skill.
+
+    python benchmarks/readme_tables.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STAGES = ("prepare_model", "parse_skill", "synthesize", "dataset", "train", "evaluate")
+CONTROL_STAGES = ("train_shared", "evaluate_controls")
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s ({seconds / 60:.1f} min)"
+
+
+def stage_table(figures: dict) -> list[str]:
+    stages = STAGES + tuple(stage for stage in CONTROL_STAGES
+                            if any(stage in row.get("controls", {}) for row in figures["skills"].values()))
+    lines = [f"| skill | {' | '.join(stages)} | own chain |", "|---" * (len(stages) + 2) + "|"]
+    for skill, row in figures["skills"].items():
+        seconds = {**row["stages"], **row.get("controls", {})}
+        cells = " | ".join(f"{seconds[stage]['seconds']:.0f}" if stage in seconds else "–" for stage in stages)
+        lines.append(f"| {skill} | {cells} | {minutes(row['chain_seconds'])} |")
+    lines.append("")
+    lines.append(f"Whole target: {minutes(figures['total_seconds'])} on {figures['cores']} cores "
+                 "(train_shared is one job for all skills, shown on every row).")
+    return lines
+
+
+def teacher_table(figures: dict) -> list[str]:
+    lines = ["| skill | raw teacher pass rate | requests without a passing answer | kept train + held-out | dropped |",
+             "|---|---|---|---|---|"]
+    for skill, row in figures["skills"].items():
+        dataset, teacher = row["dataset"], row["dataset"]["teacher"]
+        dropped = ", ".join(f"{reason} {count}" for reason, count in dataset["dropped"].items()) or "none"
+        lines.append(f"| {skill} | {teacher['answers_passing_checks']}/{teacher['answers_tried']} = "
+                     f"{teacher['raw_pass_rate']:.2f} | {teacher['requests_without_passing_answer']} | "
+                     f"{dataset['kept']['train']} + {dataset['kept']['eval']} | {dropped} |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the results files (default: %(default)s)")
+    args = parser.parse_args()
+    figures = json.loads((args.results / "stage_times.json").read_text())
+    if figures["target"] != "all":
+        parser.error(f"{args.results / 'stage_times.json'}: target: {figures['target']!r}, not a default build "
+                     "(python benchmarks/stage_times.py --skills all)")
+    print((args.results / "benchmark_default_build.md").read_text().rstrip())
+    print()
+    print("\n".join(stage_table(figures)))
+    print()
+    print("\n".join(teacher_table(figures)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
