@@ -2,7 +2,8 @@
 
 Reads ``benchmarks/results/stage_times.json`` and ``benchmarks/results/benchmark_default_build.md``,
 both written by ``python benchmarks/stage_times.py --skills all``, and prints Markdown: the benchmark
-as the build wrote it, time per skill and stage (the controls' stages included), and what the
+as the build wrote it, each condition's pass rate by source (held-out requests, evals.json
+cases), time per skill and stage (the controls' stages included), and what the
 teacher did per skill.
 
     python benchmarks/readme_tables.py
@@ -14,9 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
+from stage_times import CONTROL_STAGES, STAGES
+
 RESULTS = Path(__file__).resolve().parent / "results"
-STAGES = ("prepare_model", "parse_skill", "synthesize", "dataset", "train", "evaluate")
-CONTROL_STAGES = ("train_shared", "evaluate_controls")
 
 
 def minutes(seconds: float) -> str:
@@ -34,6 +35,22 @@ def stage_table(figures: dict) -> list[str]:
     lines.append("")
     lines.append(f"Whole target: {minutes(figures['total_seconds'])} on {figures['cores']} cores "
                  "(train_shared is one job for all skills, shown on every row).")
+    return lines
+
+
+def rate(value: dict) -> str:
+    return "–" if value["mean"] is None else f"{value['mean']:.2f} [{value['ci95'][0]:.2f}, {value['ci95'][1]:.2f}]"
+
+
+def source_table(figures: dict) -> list[str]:
+    lines = ["| skill | condition | held-out | evals.json | ref. NLL held-out | ref. NLL evals.json | prompt tokens |",
+             "|---|---|---|---|---|---|---|"]
+    for skill, row in figures["skills"].items():
+        for condition, values in row["eval"].items():
+            rates, nll = values["pass_rate"], values["reference_nll"]
+            lines.append(f"| {skill} | {condition.replace('_', ' ')} | {rate(rates['held_out'])} | "
+                         f"{rate(rates['evals'])} | {nll['held_out']:.2f} | {nll['evals']:.2f} | "
+                         f"{values['prompt_tokens']:.0f} |")
     return lines
 
 
@@ -58,6 +75,8 @@ def main() -> int:
         parser.error(f"{args.results / 'stage_times.json'}: target: {figures['target']!r}, not a default build "
                      "(python benchmarks/stage_times.py --skills all)")
     print((args.results / "benchmark_default_build.md").read_text().rstrip())
+    print()
+    print("\n".join(source_table(figures)))
     print()
     print("\n".join(stage_table(figures)))
     print()
