@@ -65,6 +65,26 @@ def training_precision(training: TrainingSettings) -> Precision:
     return select_precision(training.quantization, torch.cuda.is_available())
 
 
+def nf4_settings(precision: Precision) -> dict[str, Any] | None:
+    """BitsAndBytesConfig arguments for a 4-bit base: nf4 weights, their quantisation constants
+    quantised again (double quantisation, about 0.4 bits a parameter saved), bf16 compute."""
+    if not precision.quantize_4bit:
+        return None
+    return {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+            "bnb_4bit_compute_dtype": precision.compute_dtype}
+
+
+def device_arguments(precision: Precision) -> dict[str, Any]:
+    """The TrainingArguments that depend on the device. On CUDA: a paged 8-bit AdamW (optimizer
+    states in bitsandbytes' paged memory, so a long batch spills instead of running out) and
+    activation (gradient) checkpointing, recomputed in the backward pass instead of held: the QLoRA
+    recipe; bf16 when that is the compute dtype. On CPU: Trainer's defaults, fp32."""
+    if precision.device != "cuda":
+        return {"use_cpu": True}
+    return {"optim": "paged_adamw_8bit", "activation_checkpointing": True,
+            "bf16": precision.compute_dtype == "bfloat16"}
+
+
 def tokenize_records(records: list[dict[str, Any]], tokenizer) -> list[dict[str, list[int]]]:
     examples = []
     for record in records:
@@ -78,21 +98,18 @@ def load_base_for_training(model_dir: Path, precision: Precision):
     import torch
     from transformers import AutoModelForCausalLM
 
-    if not precision.quantize_4bit:
-        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, precision.compute_dtype)).to(
-            precision.device
-        )
+    settings = nf4_settings(precision)
+    if settings is None:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, precision.compute_dtype))
+        if precision.device == "cuda":
+            model.enable_input_require_grads()  # gradients reach checkpointed layers past frozen embeddings
+        return model.to(precision.device)
     from peft import prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
 
-    quantization = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
-    )
+    quantization = BitsAndBytesConfig(**settings)
     model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization, device_map={"": 0})
-    return prepare_model_for_kbit_training(model)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
 
 
 @dataclass
@@ -151,9 +168,8 @@ def train_adapter(
             report_to="none",
             seed=seed,
             data_seed=seed,
-            use_cpu=precision.device == "cpu",
-            bf16=precision.compute_dtype == "bfloat16",
             disable_tqdm=False,
+            **device_arguments(precision),
         )
         trainer = Trainer(
             model=model,

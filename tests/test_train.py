@@ -22,3 +22,32 @@ def test_nf4_without_cuda_and_unknown_settings_are_errors() -> None:
         select_precision("nf4", cuda_available=False)
     with pytest.raises(ValueError, match="not one of"):
         select_precision("int8", cuda_available=True)
+
+
+def test_a_4bit_base_is_nf4_with_double_quantisation_and_bf16_compute() -> None:
+    from transformers import BitsAndBytesConfig
+
+    from s2l.train import nf4_settings
+
+    assert nf4_settings(select_precision("auto", cuda_available=False)) is None
+    assert nf4_settings(select_precision("none", cuda_available=True)) is None
+    config = BitsAndBytesConfig(**nf4_settings(select_precision("auto", cuda_available=True)))
+    assert (config.load_in_4bit, config.bnb_4bit_quant_type, config.bnb_4bit_use_double_quant) == (True, "nf4", True)
+    assert str(config.bnb_4bit_compute_dtype) == "torch.bfloat16"
+
+
+def test_cuda_trains_with_a_paged_8bit_adamw_and_activation_checkpointing(tmp_path) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    from s2l.train import device_arguments
+
+    cuda = device_arguments(select_precision("auto", cuda_available=True))
+    assert cuda == {"optim": "paged_adamw_8bit", "activation_checkpointing": True, "bf16": True}
+    assert device_arguments(select_precision("none", cuda_available=True))["bf16"] is False
+    assert device_arguments(select_precision("auto", cuda_available=False)) == {"use_cpu": True}
+    # The optimizer name resolves, in this transformers, to bitsandbytes' AdamW in 8 bits, paged
+    # (bf16 is left out: TrainingArguments refuses it on a machine without a GPU).
+    arguments = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, optim=cuda["optim"])
+    optimizer, settings = Trainer.get_optimizer_cls_and_kwargs(arguments)
+    assert optimizer.__module__.startswith("bitsandbytes.optim")
+    assert (settings["optim_bits"], settings["is_paged"]) == (8, True)
