@@ -102,7 +102,7 @@ class PrefixCache:
         if self.length >= MIN_CACHED_PREFIX:
             self._cache = DynamicCache()
             with torch.inference_mode():
-                model(input_ids=torch.tensor([sequences[0][: self.length]]), cache=self._cache)
+                model(input_ids=torch.tensor([sequences[0][: self.length]], device=model.device), cache=self._cache)
         else:
             self.length = 0
 
@@ -168,8 +168,8 @@ class LocalBackend:
         input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad)
         sample = sampling.temperature > 0
         output = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
+            input_ids=input_ids.to(self.model.device),
+            attention_mask=attention_mask.to(self.model.device),
             cache=prefix.for_batch(len(prompts)),
             max_new_tokens=sampling.max_new_tokens,
             do_sample=sample,

@@ -127,12 +127,19 @@ def load_tokenizer(model_dir: Path):
     return tokenizer
 
 
+def inference_placement(cuda_available: bool) -> dict[str, Any]:
+    """from_pretrained arguments for answering and scoring: bf16 on the first GPU where there is one
+    (a large base fits where fp32 would not); on CPU the defaults, fp32."""
+    return {"dtype": "bfloat16", "device_map": {"": 0}} if cuda_available else {}
+
+
 def load_model(model_dir: Path, adapters: dict[str, Path] | None = None):
     """Load the prepared base model for inference, with LoRA adapters on top, each under its name
     (the first is active)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **inference_placement(torch.cuda.is_available()))
     for number, (name, adapter_dir) in enumerate((adapters or {}).items()):
         if number == 0:
             from peft import PeftModel

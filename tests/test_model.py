@@ -95,3 +95,10 @@ def test_answer_nll_matches_unbatched_loss(model, tokenizer) -> None:
         with torch.inference_mode():
             expected = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss.item()
         assert loss == pytest.approx(expected, rel=1e-3)
+
+
+def test_answers_run_in_bf16_on_the_first_gpu_where_there_is_one() -> None:
+    from s2l.model import inference_placement
+
+    assert inference_placement(cuda_available=True) == {"dtype": "bfloat16", "device_map": {"": 0}}
+    assert inference_placement(cuda_available=False) == {}
