@@ -21,10 +21,33 @@ def prompt_ids(tokenizer, messages: list[Message]) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+# An answer no template alters (no leading or trailing space to trim), to find what follows it.
+PROBE_ANSWER = "S2L-PROBE-ANSWER"
+
+
+def end_of_turn(tokenizer) -> str:
+    """What the chat template closes an assistant turn with (``<|im_end|>`` for ChatML as in Qwen
+    and SmolLM2, ``<|eot_id|>`` for Llama 3, ``<end_of_turn>`` for Gemma, ``</s>`` for Mistral),
+    read by rendering one; the tokenizer's EOS where the template closes it with nothing. Gemma's
+    EOS is not its end of turn: a model taught to end with EOS would never close its turn."""
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "?"}, {"role": "assistant", "content": PROBE_ANSWER}], tokenize=False)
+    closing = rendered.split(PROBE_ANSWER, 1)[1].strip() if PROBE_ANSWER in rendered else ""
+    return closing or tokenizer.eos_token
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """Token ids that end an answer: the end of turn (when it is one token) and EOS."""
+    closing = tokenizer(end_of_turn(tokenizer), add_special_tokens=False)["input_ids"]
+    one_token = closing if len(closing) == 1 else []
+    return list(dict.fromkeys([*one_token, tokenizer.eos_token_id]))
+
+
 def supervised_ids(tokenizer, messages: list[Message], answer: str) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) for prompt + answer + end-of-turn; only answer tokens carry a label."""
+    """(input_ids, labels) for prompt + answer + end-of-turn; only the answer and end-of-turn tokens
+    carry a label."""
     prompt = prompt_ids(tokenizer, messages)
-    answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer + end_of_turn(tokenizer), add_special_tokens=False)["input_ids"]
     return prompt + answer_ids, [-100] * len(prompt) + answer_ids
 
 

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
-from s2l.chat import Message, prompt_ids
+from s2l.chat import Message, prompt_ids, stop_token_ids
 
 # A shared prompt prefix shorter than this is not worth a separate cached forward pass.
 MIN_CACHED_PREFIX = 16
@@ -164,7 +164,7 @@ class LocalBackend:
     def _generate(
         self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_start: str, stop: str
     ) -> list[Completion]:
-        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        pad, stops = self.tokenizer.pad_token_id, stop_token_ids(self.tokenizer)
         input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad)
         sample = sampling.temperature > 0
         output = self.model.generate(
@@ -177,14 +177,15 @@ class LocalBackend:
             top_p=sampling.top_p if sample else None,
             top_k=None,
             pad_token_id=pad,
-            eos_token_id=eos,
+            eos_token_id=stops[0] if len(stops) == 1 else stops,
             # A row that reached ``stop`` is done: the batch ends when every row is, not at the budget.
             **({"stop_strings": [stop], "tokenizer": self.tokenizer} if stop else {}),
         )
         completions = []
         for prompt, row in zip(prompts, output[:, input_ids.shape[1] :].tolist()):
-            stopped = eos in row
-            tokens = row[: row.index(eos)] if stopped else row
+            end = next((index for index, token in enumerate(row) if token in stops), None)
+            stopped = end is not None
+            tokens = row[:end] if stopped else row
             completions.append(
                 Completion(
                     text=(answer_start + self.tokenizer.decode(tokens, skip_special_tokens=True)).strip(),

@@ -79,6 +79,10 @@ def prepare_base_model(source: str, model_id: str, out_dir: Path, sha256: str) -
     resolved = resolve_source(source)
     kwargs = {"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(resolved.folder, **kwargs)
+    if not tokenizer.chat_template:
+        # Every stage speaks to the model in chat turns; a base (not instruct) model has no template.
+        raise UserError(f"base_model.source {source}: its tokenizer has no chat template (chat_template in "
+                        "tokenizer_config.json, or chat_template.jinja): use an instruct or chat model")
     loaded = AutoModelForCausalLM.from_pretrained(resolved.folder, **kwargs)
     if resolved.gguf_file:
         # A GGUF-loaded model refuses save_pretrained: rebuild a plain one from config + weights,
