@@ -81,3 +81,20 @@ def test_a_missing_field_or_file_is_named(tmp_path: Path) -> None:
                                                 (513, None)])
 def test_the_smallest_max_lora_rank_that_serves_a_rank(rank: int, max_rank: int | None) -> None:
     assert vllm_max_lora_rank(rank) == max_rank
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3", "gemma2", "gemma3_text", "mistral"])
+def test_all_linear_targets_the_decoder_projections_of_each_family(tmp_path: Path, family: str) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(family, vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=2, num_key_value_heads=1, head_dim=16)
+    model = get_peft_model(AutoModelForCausalLM.from_config(config),
+                           LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    wrapped = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
+    assert wrapped == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    model.save_pretrained(tmp_path / family)
+    assert vllm_lora_problems(tmp_path / family) == []
