@@ -187,9 +187,15 @@ def test_forcerun_train_retrains_and_refreshes_the_store(workdir: Path) -> None:
     entries = {skill: workdir / "store" / "train" / key[:2] / key / "manifest.json"
                for skill in SKILLS for key in [manifest(workdir, skill, "train")["input_key"]]}
     stored_at = {skill: entry.stat().st_mtime_ns for skill, entry in entries.items()}
+    weights = {skill: workdir / "build" / "adapters" / skill / "adapter_model.safetensors" for skill in SKILLS}
+    before = {skill: file_sha256(path) for skill, path in weights.items()}
     forced = build(workdir, "--forcerun", "train")
     assert forced.stdout.count("adapter in build/adapters") == len(SKILLS)
     assert "train: restored from the store" not in forced.stdout
+    # Deterministic on CPU: the same data, settings and seed train the same bytes, so the
+    # evaluations downstream find their input keys in the store.
+    assert {skill: file_sha256(path) for skill, path in weights.items()} == before
+    assert forced.stdout.count("evaluate: restored from the store") == len(SKILLS)
     for skill, entry in entries.items():
         assert entry.stat().st_mtime_ns > stored_at[skill]  # the entry was replaced by the new build
         assert json.loads(entry.read_text())["restored_from_store"] is False
