@@ -44,9 +44,8 @@ def config_problems(config: dict) -> list[str]:
     if config.get("bias", "none") != "none" or config.get("lora_bias"):
         problems.append(f"{CONFIG_FILE}: bias: adapter biases are not loaded")
     targets = config.get("target_modules")
-    if targets is not None:
-        names = [targets] if isinstance(targets, str) else list(targets)
-        unsupported = sorted(name for name in names if name.rsplit(".", 1)[-1] not in DECODER_PROJECTIONS)
+    if isinstance(targets, list):  # a string is a pattern: the weights' names are checked instead
+        unsupported = sorted(name for name in targets if name.rsplit(".", 1)[-1] not in DECODER_PROJECTIONS)
         if unsupported:
             problems.append(f"{CONFIG_FILE}: target_modules: {', '.join(unsupported)} not a decoder layer's "
                             f"linear projection ({', '.join(sorted(DECODER_PROJECTIONS))})")
@@ -76,17 +75,17 @@ def weight_problems(path: Path, rank: int | None) -> list[str]:
 
 
 def vllm_lora_problems(adapter: Path) -> list[str]:
-    """Every reason vLLM would refuse the adapter folder ``adapter``, each naming the file and field
-    (or tensor); an empty list when it would load it."""
+    """Every reason vLLM would refuse the adapter folder ``adapter``, each naming the file in it and
+    the field (or tensor); an empty list when it would load it."""
     config_path, weights_path = adapter / CONFIG_FILE, adapter / WEIGHTS_FILE
     if not config_path.is_file():
-        return [f"{adapter}: {CONFIG_FILE}: missing"]
+        return [f"{CONFIG_FILE}: missing"]
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as error:
-        return [f"{config_path}: unparseable JSON ({error})"]
+        return [f"{CONFIG_FILE}: unparseable JSON ({error})"]
     problems = config_problems(config)
     if not weights_path.is_file():
-        return [*problems, f"{adapter}: {WEIGHTS_FILE}: missing"]
+        return [*problems, f"{WEIGHTS_FILE}: missing"]
     rank = config.get("r") if isinstance(config.get("r"), int) else None
     return [*problems, *weight_problems(weights_path, rank)]

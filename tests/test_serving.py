@@ -49,7 +49,7 @@ def test_embedding_and_lm_head_deltas_are_refused(tmp_path: Path) -> None:
     assert any("lm_head" in p and p.startswith("adapter_model.safetensors") for p in problems)
     listed = subprocess.run([sys.executable, "-m", "s2l", "check-adapter", str(adapter)], capture_output=True,
                             text=True)
-    assert listed.returncode == 1 and "modules_to_save" in listed.stderr
+    assert listed.returncode == 1 and f"{adapter}: adapter_config.json: modules_to_save" in listed.stderr
 
 
 @pytest.mark.parametrize(("fields", "expected"), [
@@ -73,8 +73,10 @@ def test_a_missing_field_or_file_is_named(tmp_path: Path) -> None:
     (adapter / "adapter_config.json").write_text(json.dumps(config))
     (adapter / "adapter_model.safetensors").unlink()
     assert vllm_lora_problems(adapter) == ["adapter_config.json: lora_alpha: missing",
-                                           f"{adapter}: adapter_model.safetensors: missing"]
-    assert vllm_lora_problems(tmp_path) == [f"{tmp_path}: adapter_config.json: missing"]
+                                           "adapter_model.safetensors: missing"]
+    (adapter / "adapter_config.json").write_text("{")
+    assert vllm_lora_problems(adapter)[0].startswith("adapter_config.json: unparseable JSON")
+    assert vllm_lora_problems(tmp_path) == ["adapter_config.json: missing"]
 
 
 @pytest.mark.parametrize(("rank", "max_rank"), [(1, 1), (4, 8), (16, 16), (17, 32), (300, 320), (512, 512),
