@@ -201,6 +201,13 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def error_bar(value: float | None, interval: list[float | None] | None) -> tuple[float, float]:
+    """How far an interval reaches below and above its value (nothing where there is no value)."""
+    if value is None or interval is None or None in interval:
+        return 0.0, 0.0
+    return value - interval[0], interval[1] - value
+
+
 def plot(summary: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -208,18 +215,28 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = summary["rows"]
-    shown = [c for c in ALL_CONDITIONS if summary["mean_pass_rate"][c]["n"]]
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+    means = summary["mean_pass_rate"]
+    shown = [c for c in ALL_CONDITIONS if means[c]["n"]]
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     width = 0.8 / len(shown)
-    for axis, metric, title in ((axes[0], "pass_rate", "check pass rate (higher is better)"),
-                                (axes[1], "reference_nll", "reference NLL (lower is better)")):
-        for offset, condition in enumerate(shown):
-            values = [row[metric][condition] or 0 for row in rows]
-            axis.bar([i + offset * width for i in range(len(rows))], values, width, label=LABELS[condition])
-        axis.set_xticks([i + width for i in range(len(rows))], [row["skill"] for row in rows], rotation=20)
-        axis.set_title(title)
-    axes[0].legend()
-    figure.tight_layout()
+    # Pass rates per skill and their mean over skills, each with its 95% interval as an error bar.
+    groups = [row["skill"] for row in rows] + ["mean over skills"]
+    for offset, condition in enumerate(shown):
+        values = [row["pass_rate"][condition] for row in rows] + [means[condition]["mean"]]
+        bounds = [row["pass_rate_ci95"][condition] for row in rows] + [means[condition]["ci95"]]
+        below, above = zip(*map(error_bar, values, bounds))
+        axes[0].bar([i + offset * width for i in range(len(groups))], [value or 0 for value in values], width,
+                    yerr=[below, above], capsize=2, label=LABELS[condition])
+    axes[0].set_xticks([i + width * (len(shown) - 1) / 2 for i in range(len(groups))], groups, rotation=20)
+    axes[0].set_title("check pass rate, 95% interval (higher is better)")
+    for offset, condition in enumerate(shown):
+        axes[1].bar([i + offset * width for i in range(len(rows))],
+                    [row["reference_nll"][condition] or 0 for row in rows], width, label=LABELS[condition])
+    axes[1].set_xticks([i + width * (len(shown) - 1) / 2 for i in range(len(rows))], [row["skill"] for row in rows],
+                       rotation=20)
+    axes[1].set_title("reference NLL (lower is better)")
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(shown), frameon=False)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     figure.savefig(path, dpi=100)
     plt.close(figure)
 

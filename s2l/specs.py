@@ -31,7 +31,7 @@ from s2l.config import ROLE_PATHS
 
 # Bump a stage's version when its code changes what it produces; that reruns it for every skill.
 STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 1, "synthesize": 2, "dataset": 1, "train": 1,
-                  "evaluate": 3, "train_shared": 1, "evaluate_controls": 1, "benchmark": 2}
+                  "evaluate": 3, "train_shared": 1, "evaluate_controls": 1, "benchmark": 3}
 SKILL_STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 # Stages whose outputs a stage reads: their plan keys are part of its plan key, their output bytes
 # part of its input key. An upstream entry named ``stage/skill`` is another skill's (the benchmark's,
