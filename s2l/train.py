@@ -180,6 +180,7 @@ def train_adapter(
         trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     model.save_pretrained(out_dir)
+    sort_target_modules(out_dir / "adapter_config.json")
     return TrainingResult(
         precision=precision.label,
         trainable_parameters=trainable,
@@ -189,6 +190,15 @@ def train_adapter(
         final_loss=losses[-1] if losses else float("nan"),
         loss_history=losses,
     )
+
+
+def sort_target_modules(config_file: Path) -> None:
+    """PEFT writes ``target_modules`` from a set, in an order that changes with each process's string
+    hashing: sorted, the same training gives the same bytes, so what is built on it restores."""
+    config = json.loads(config_file.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def write_model_card(out_dir: Path, provenance: dict[str, Any], lora: LoraSettings, training: TrainingSettings,

@@ -51,3 +51,19 @@ def test_cuda_trains_with_a_paged_8bit_adamw_and_activation_checkpointing(tmp_pa
     optimizer, settings = Trainer.get_optimizer_cls_and_kwargs(arguments)
     assert optimizer.__module__.startswith("bitsandbytes.optim")
     assert (settings["optim_bits"], settings["is_paged"]) == (8, True)
+
+
+def test_the_adapter_config_lists_target_modules_in_one_order(tmp_path) -> None:
+    import json
+
+    from s2l.train import sort_target_modules
+
+    config = tmp_path / "adapter_config.json"
+    written = {"r": 16, "target_modules": ["v_proj", "q_proj", "down_proj"], "peft_type": "LORA"}
+    config.write_text(json.dumps(written, indent=2, sort_keys=True))
+    sort_target_modules(config)
+    assert json.loads(config.read_text()) == {**written, "target_modules": ["down_proj", "q_proj", "v_proj"]}
+    shuffled = tmp_path / "other.json"
+    shuffled.write_text(json.dumps({**written, "target_modules": ["q_proj", "down_proj", "v_proj"]}))
+    sort_target_modules(shuffled)
+    assert shuffled.read_bytes() == config.read_bytes()
