@@ -17,6 +17,8 @@ from pathlib import Path
 
 from stage_times import CONTROL_STAGES, STAGES
 
+from s2l.report import rate_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -38,19 +40,16 @@ def stage_table(figures: dict) -> list[str]:
     return lines
 
 
-def rate(value: dict) -> str:
-    return "–" if value["mean"] is None else f"{value['mean']:.2f} [{value['ci95'][0]:.2f}, {value['ci95'][1]:.2f}]"
-
-
 def source_table(figures: dict) -> list[str]:
     lines = ["| skill | condition | held-out | evals.json | ref. NLL held-out | ref. NLL evals.json | prompt tokens |",
              "|---|---|---|---|---|---|---|"]
     for skill, row in figures["skills"].items():
         for condition, values in row["eval"].items():
-            rates, nll = values["pass_rate"], values["reference_nll"]
-            lines.append(f"| {skill} | {condition.replace('_', ' ')} | {rate(rates['held_out'])} | "
-                         f"{rate(rates['evals'])} | {nll['held_out']:.2f} | {nll['evals']:.2f} | "
-                         f"{values['prompt_tokens']:.0f} |")
+            held_out, evals = (rate_text(values["pass_rate"][source]["mean"], values["pass_rate"][source]["ci95"])
+                               for source in ("held_out", "evals"))
+            nll = values["reference_nll"]
+            lines.append(f"| {skill} | {condition.replace('_', ' ')} | {held_out} | {evals} | {nll['held_out']:.2f} | "
+                         f"{nll['evals']:.2f} | {values['prompt_tokens']:.0f} |")
     return lines
 
 

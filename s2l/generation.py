@@ -114,8 +114,10 @@ class PrefixCache:
         return cache
 
 
-def pad_after_prefix(sequences: list[list[int]], prefix: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad each row between the shared prefix and its own suffix, so rows end together.
+def pad_after_prefix(sequences: list[list[int]], prefix: int, pad: int,
+                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad each row between the shared prefix and its own suffix, so rows end together; the ids and
+    the attention mask are made on ``device`` (the model's).
 
     Position ids follow the attention mask, so the gap of padding shifts no position.
     """
@@ -125,7 +127,7 @@ def pad_after_prefix(sequences: list[list[int]], prefix: int, pad: int) -> tuple
         gap = width - len(s)
         ids.append(s[:prefix] + [pad] * gap + s[prefix:])
         mask.append([1] * prefix + [0] * gap + [1] * (len(s) - prefix))
-    return torch.tensor(ids), torch.tensor(mask)
+    return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
 
 class LocalBackend:
@@ -137,6 +139,7 @@ class LocalBackend:
         self.model_id = model_id
         self.batch_size = batch_size
         self.usage = Usage()
+        self.stops = stop_token_ids(tokenizer)
 
     @torch.inference_mode()
     def complete(
@@ -164,12 +167,12 @@ class LocalBackend:
     def _generate(
         self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_start: str, stop: str
     ) -> list[Completion]:
-        pad, stops = self.tokenizer.pad_token_id, stop_token_ids(self.tokenizer)
-        input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad)
+        pad, stops = self.tokenizer.pad_token_id, self.stops
+        input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad, self.model.device)
         sample = sampling.temperature > 0
         output = self.model.generate(
-            input_ids=input_ids.to(self.model.device),
-            attention_mask=attention_mask.to(self.model.device),
+            input_ids=input_ids,
+            attention_mask=attention_mask,
             cache=prefix.for_batch(len(prompts)),
             max_new_tokens=sampling.max_new_tokens,
             do_sample=sample,

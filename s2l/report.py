@@ -134,7 +134,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _rate(mean: float | None, interval: list[float] | None) -> str:
+def rate_text(mean: float | None, interval: list[float] | None) -> str:
+    """A pass rate with its 95% interval, as the tables show it."""
     return "–" if mean is None else f"{mean:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
@@ -158,13 +159,13 @@ def markdown(summary: dict[str, Any]) -> str:
     for row in summary["rows"]:
         p, ci, nll, d = row["pass_rate"], row["pass_rate_ci95"], row["reference_nll"], row["differences"]
         lines.append(
-            f"| {row['skill']} | " + " | ".join(_rate(p[c], ci[c]) for c in shown) + " | "
+            f"| {row['skill']} | " + " | ".join(rate_text(p[c], ci[c]) for c in shown) + " | "
             + " | ".join(_difference(d[f"adapter_minus_{c}"]) if f"adapter_minus_{c}" in d else "–" for c in compared)
             + f" | {_fmt(nll['no_skill'])} | {_fmt(nll['skill_in_context'])} | {_fmt(nll['adapter'])} "
             f"| {row['token_saving']['prompt_tokens_per_request']:.0f} ({row['token_saving']['fraction']:.0%}) |"
         )
     means = summary["mean_pass_rate"]
-    lines.append("| **mean over skills** | " + " | ".join(_rate(means[c]["mean"], means[c]["ci95"]) for c in shown)
+    lines.append("| **mean over skills** | " + " | ".join(rate_text(means[c]["mean"], means[c]["ci95"]) for c in shown)
                  + " |" + " |" * (len(compared) + 4))
     lines += [
         "",
@@ -261,7 +262,7 @@ def eval_markdown(report: dict[str, Any]) -> str:
     ]
     for condition in CONDITIONS:
         values = conditions[condition]
-        rates = [_rate(values["pass_rate"][source]["mean"], values["pass_rate"][source]["ci95"])
+        rates = [rate_text(values["pass_rate"][source]["mean"], values["pass_rate"][source]["ci95"])
                  for source in ("all", "held_out", "evals")]
         expected = values["expectations"]
         lines.append(f"| {LABELS[condition]} | {' | '.join(rates)} "

@@ -19,9 +19,9 @@ def answer_nll(model, tokenizer, conversations: list[list[Message]], answers: li
     losses: list[float] = []
     for start in range(0, len(encoded), batch_size):
         batch = encoded[start : start + batch_size]
-        input_ids, attention_mask = (tensor.to(model.device) for tensor in pad_after_prefix(
-            [ids for ids, _ in batch], prefix.length, tokenizer.pad_token_id))
-        labels = pad_after_prefix([labels for _, labels in batch], prefix.length, -100)[0].to(model.device)
+        input_ids, attention_mask = pad_after_prefix([ids for ids, _ in batch], prefix.length, tokenizer.pad_token_id,
+                                                     model.device)
+        labels, _ = pad_after_prefix([labels for _, labels in batch], prefix.length, -100, model.device)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         logits = model(
             input_ids=input_ids[:, prefix.length :],
