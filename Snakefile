@@ -17,6 +17,7 @@ include: "rules/train.smk"
 include: "rules/eval.smk"
 include: "rules/controls.smk"
 include: "rules/benchmark.smk"
+include: "rules/export.smk"
 
 
 onstart:
@@ -28,3 +29,4 @@ rule all:
     input:
         expand("build/adapters/{skill}", skill=SKILLS),
         BENCHMARK,
+        expand("build/merged/{skill}", skill=SKILLS) if config["export"]["merged"] else [],

@@ -62,7 +62,7 @@ def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates:
     from s2l.model import load_model, load_tokenizer
     from s2l.skill import read_parsed_skill
     from s2l.stages import read_jsonl
-    from s2l.train import LoraSettings, TrainingSettings, train_adapter
+    from s2l.train import LoraSettings, TrainingRun, TrainingSettings, train_adapter
 
     model_dir = workdir / "build" / "models" / "base"
     tokenizer = load_tokenizer(model_dir)
@@ -70,18 +70,21 @@ def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates:
     rows = []
     for key in skills:
         skill = read_parsed_skill(workdir / "build" / "skills" / f"{key}.json")
-        records = read_jsonl(workdir / "build" / "datasets" / f"{key}.jsonl")
+        dataset_file = workdir / "build" / "datasets" / f"{key}.jsonl"
+        records = read_jsonl(dataset_file)
         prompts = [p for p in eval_prompts(skill, records) if p.source == "evals"]
         for epoch_count in epochs:
             for rate in rates:
                 training = TrainingSettings(**{**config["training"], "epochs": epoch_count, "learning_rate": rate})
                 with tempfile.TemporaryDirectory(prefix="s2l-sweep-") as scratch:
                     started = time.perf_counter()
-                    result = train_adapter(model_dir, records, LoraSettings(**config["lora"]), training,
-                                           config["seed"], Path(scratch))
+                    adapter = Path(scratch) / "adapter"
+                    where = TrainingRun(Path(scratch) / "checkpoints", Path(scratch) / "metrics.jsonl")
+                    result = train_adapter(model_dir, [dataset_file], LoraSettings(**config["lora"]), training,
+                                           config["seed"], adapter, where, config["base_model"]["id"])
                     trained = time.perf_counter() - started
-                    scored = evaluate_condition(load_model(model_dir, {"adapter": Path(scratch)}), tokenizer, skill,
-                                                prompts, "adapter", {"adapter": Path(scratch)}, settings,
+                    scored = evaluate_condition(load_model(model_dir, {"adapter": adapter}), tokenizer, skill,
+                                                prompts, "adapter", {"adapter": adapter}, settings,
                                                 config["seed"])
                 row = {"skill": key, "epochs": epoch_count, "learning_rate": rate, "train_records": result.train_records,
                        "steps": result.steps, "final_loss": result.final_loss, "train_seconds": trained,

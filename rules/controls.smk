@@ -6,6 +6,7 @@ rule train_shared:
         model="build/models/base",
     output:
         adapter=directory(SHARED_ADAPTER),
+        metrics=f"{SHARED_ADAPTER}.metrics.jsonl",
         manifest=str(manifest_path("train_shared")),
     threads: MODEL_THREADS
     benchmark:
@@ -15,7 +16,8 @@ rule train_shared:
         runtime=240,
     shell:
         "{S2L} train-shared --spec {input.spec} --datasets {input.datasets}"
-        " --model {input.model} --out {output.adapter} --manifest {output.manifest} {STORE} --threads {threads}"
+        " --model {input.model} --out {output.adapter} --metrics {output.metrics} --manifest {output.manifest} {STORE}"
+        " --threads {threads}"
 
 
 rule evaluate_controls:

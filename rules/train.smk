@@ -7,6 +7,8 @@ rule train:
         model="build/models/base",
     output:
         adapter=directory("build/adapters/{skill}"),
+        # Beside the adapter, not in it: timings differ run to run, the adapter's bytes must not.
+        metrics="build/adapters/{skill}.metrics.jsonl",
         manifest=manifest("train"),
     threads: MODEL_THREADS
     benchmark:
@@ -16,5 +18,5 @@ rule train:
         runtime=120,
     shell:
         "{S2L} train --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
-        " --model {input.model} --out {output.adapter} --manifest {output.manifest} {STORE}"
+        " --model {input.model} --out {output.adapter} --metrics {output.metrics} --manifest {output.manifest} {STORE}"
         " --threads {threads}"

@@ -62,11 +62,17 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    stages.train(stage_run(args, adapter=args.out), args.skill, args.dataset, args.model, args.out, args.threads)
+    run = stage_run(args, adapter=args.out, **{"metrics.jsonl": args.metrics})
+    stages.train(run, args.skill, args.dataset, args.model, args.out, args.metrics, args.threads)
 
 
 def cmd_train_shared(args: argparse.Namespace) -> None:
-    stages.train_shared(stage_run(args, adapter=args.out), args.datasets, args.model, args.out, args.threads)
+    run = stage_run(args, adapter=args.out, **{"metrics.jsonl": args.metrics})
+    stages.train_shared(run, args.datasets, args.model, args.out, args.metrics, args.threads)
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    stages.merge(stage_run(args, model=args.out), args.model, args.adapter, args.out, args.threads)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -177,10 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
           "backend sent, its tokens, retries and cache hits", "skill", "model", "out", "usage")
     stage("dataset", cmd_dataset, "validate and filter synthetic records into a dataset",
           "skill", "synthetic", "usage", "model", "out", "report")
-    stage("train", cmd_train, "train the skill's LoRA adapter", "skill", "dataset", "model", "out")
+    stage("train", cmd_train, "train the skill's LoRA adapter; --metrics: loss, tokens/s and peak memory per step "
+          "(JSON lines)", "skill", "dataset", "model", "out", "metrics")
     shared = stage("train-shared", cmd_train_shared, "train the shared-adapter control on every skill's dataset",
-                   "model", "out")
+                   "model", "out", "metrics")
     shared.add_argument("--datasets", type=Path, nargs="+", required=True, help="build/datasets/<skill>.jsonl files")
+    stage("merge", cmd_merge, "merge the skill's adapter into the base model's weights (export.merged)",
+          "model", "adapter", "out", stored=False)
     stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter; --markdown: the report for people",
           "skill", "dataset", "model", "adapter", "out", "markdown")
     controls = stage("evaluate-controls", cmd_evaluate_controls, "the controls on a skill's eval prompts: another "

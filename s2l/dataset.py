@@ -22,6 +22,17 @@ DATASET_SCHEMA = "dataset_record.schema.json"
 SPLITS = ("train", "eval")
 
 
+def record_features():
+    """The ``datasets`` features of a dataset record (schemas/dataset_record.schema.json), so that
+    ``load_dataset("json", data_files=..., features=record_features())`` reads a built JSONL with
+    declared types; ``source`` (how the record was made) stays free-form JSON."""
+    from datasets import Features, Json, List, Value
+
+    text = Value("string")
+    return Features({"id": text, "split": text, "messages": List({"role": text, "content": text}),
+                     "skill": {"key": text, "name": text, "sha256": text}, "source": Json()})
+
+
 class DatasetError(UserError):
     """Too few usable records to train or evaluate on."""
 

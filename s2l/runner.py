@@ -30,7 +30,8 @@ STORE_MODES = ("auto", "write", "off")
 # Outputs that record how a build went (wall time, requests sent, cache hits) rather than what it made:
 # a later stage may read them, but they are left out of its input key, so a rerun that reproduced the
 # data byte for byte still cuts off early.
-UNKEYED_OUTPUTS = {"synthesize": ("usage.json",), "dataset": ("report.json",)}
+UNKEYED_OUTPUTS = {"synthesize": ("usage.json",), "dataset": ("report.json",), "train": ("metrics.jsonl",),
+                   "train_shared": ("metrics.jsonl",)}
 # Set by the workflow for its jobs: {"all": --forceall, "names": rules and files forced}.
 FORCED_ENV = "S2L_FORCED"
 

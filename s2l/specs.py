@@ -30,8 +30,8 @@ from typing import Any
 from s2l.config import ROLE_PATHS
 
 # Bump a stage's version when its code changes what it produces; that reruns it for every skill.
-STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 1, "synthesize": 2, "dataset": 1, "train": 1,
-                  "evaluate": 3, "train_shared": 1, "evaluate_controls": 1, "benchmark": 3}
+STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 1, "synthesize": 2, "dataset": 1, "train": 2,
+                  "evaluate": 3, "train_shared": 2, "evaluate_controls": 1, "benchmark": 3, "merge": 1}
 SKILL_STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 # Stages whose outputs a stage reads: their plan keys are part of its plan key, their output bytes
 # part of its input key. An upstream entry named ``stage/skill`` is another skill's (the benchmark's,
@@ -43,6 +43,7 @@ UPSTREAM = {
     "train": ("dataset", "parse_skill", "prepare_model"),
     "evaluate": ("train", "dataset", "parse_skill", "prepare_model"),
     "evaluate_controls": ("evaluate", "dataset", "parse_skill", "prepare_model"),  # and the adapters it compares
+    "merge": ("train", "prepare_model"),  # with export.merged
 }
 BUILD_STAGES = ("prepare_model", "train_shared")  # one per build, not per skill
 # What the evaluation conditions depend on; ``eval.controls`` only says which conditions run.
@@ -60,6 +61,7 @@ STAGE_CONFIG_KEYS = {
     "train_shared": ("lora", "training", "seed"),
     "evaluate_controls": EVAL_KEYS,
     "benchmark": ("eval.controls",),
+    "merge": (),
 }
 # ... and config keys that only decide whether it passes (in its spec, not in its key).
 STAGE_CHECK_KEYS = {
@@ -155,6 +157,10 @@ def plan_specs(
             spec = keyed(spec)
             own[stage] = spec["key"]
             specs[spec_path(stage, skill)] = spec
+    if config["export"]["merged"]:
+        for skill, own in keys.items():
+            specs[spec_path("merge", skill)] = keyed({**stage_spec("merge", config, skill), "upstream": {
+                name: own[name] for name in UPSTREAM["merge"]}})
     aggregated = {f"evaluate/{skill}": own["evaluate"] for skill, own in keys.items()}
     if config["eval"]["controls"]:
         shared = keyed({**stage_spec("train_shared", config), "upstream": {

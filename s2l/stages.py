@@ -16,7 +16,7 @@ from typing import Any
 
 from s2l.dataset import DatasetSettings
 from s2l.model import ModelSourceError
-from s2l.runner import StageRun, run_stage
+from s2l.runner import StageRun, input_key, read_upstream, run_stage
 from s2l.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
 from s2l.specs import read_spec, software_versions
 
@@ -221,43 +221,62 @@ def dataset(run: StageRun, skill_file: Path, synthetic: Path, usage_file: Path, 
     run_stage(run, build)
 
 
-def train(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, out: Path, threads: int) -> None:
+def train(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, out: Path, metrics_file: Path,
+          threads: int) -> None:
     skill = read_parsed_skill(skill_file)
-    train_on(run, skill.identity, read_jsonl(dataset_file), model, out, threads)
+    train_on(run, skill.identity, [dataset_file], model, out, metrics_file, threads)
 
 
-def train_shared(run: StageRun, dataset_files: list[Path], model: Path, out: Path, threads: int) -> None:
+def train_shared(run: StageRun, dataset_files: list[Path], model: Path, out: Path, metrics_file: Path,
+                 threads: int) -> None:
     """The shared-adapter control: one adapter on the union of every skill's records (each dataset
     keeps its own train/eval split, so no skill's held-out request is trained on)."""
-    records = [record for path in sorted(dataset_files) for record in read_jsonl(path)]
     skills = sorted(path.name.removesuffix(".jsonl") for path in dataset_files)
     identity = {"key": "_shared", "name": "shared: " + ", ".join(skills), "sha256": "one per skill, in its records"}
-    train_on(run, identity, records, model, out, threads)
+    train_on(run, identity, sorted(dataset_files), model, out, metrics_file, threads)
 
 
-def train_on(run: StageRun, identity: dict[str, str], records: list[dict[str, Any]], model: Path, out: Path,
-             threads: int) -> None:
-    from s2l.train import LoraSettings, TrainingSettings, training_precision
+def train_on(run: StageRun, identity: dict[str, str], dataset_files: list[Path], model: Path, out: Path,
+             metrics_file: Path, threads: int) -> None:
+    from s2l.train import LoraSettings, TrainingRun, TrainingSettings, training_precision
 
     def build(spec: dict[str, Any]) -> None:
         from s2l.train import train_adapter, write_model_card
 
         set_threads(threads)
-        result = train_adapter(model, records, lora, training, spec["config"]["seed"], out)
+        base = base_model_provenance(model)
+        # Checkpoints are filed under the job's input key: only a rerun of this very training resumes them.
+        key = input_key(spec, read_upstream(spec), run.facts)
+        where = TrainingRun(checkpoint_dir=(run.cache_dir or DEFAULT_CACHE_DIR) / "checkpoints" / spec["stage"] / key,
+                            metrics_file=metrics_file, threads=threads)
+        result = train_adapter(model, dataset_files, lora, training, spec["config"]["seed"], out, where,
+                               base["model_id"])
         provenance = {
             "skill": identity,
-            "base_model": base_model_provenance(model),
+            "base_model": base,
             "seed": spec["config"]["seed"],
             "stage": {"name": spec["stage"], "version": spec["version"], "plan_key": spec["key"]},
             "software": software_versions(),
         }
         write_model_card(out, provenance, lora, training, result)
-        print(f"{identity['key']}: adapter in {out} ({result.steps} steps, final loss {result.final_loss:.4f})")
+        print(f"{identity['key']}: adapter in {out} ({result.steps} steps, final loss {result.final_loss:.4f}); "
+              f"training metrics in {metrics_file}")
 
     settings = read_spec(run.spec_file)["config"]
     lora, training = LoraSettings(**settings["lora"]), TrainingSettings(**settings["training"])
     # CPU and GPU adapters differ: the precision used is part of the input key, so they never share an entry.
     run_stage(replace(run, facts={"precision": training_precision(training).label}), build)
+
+
+def merge(run: StageRun, model: Path, adapter: Path, out: Path, threads: int) -> None:
+    def build(spec: dict[str, Any]) -> None:
+        from s2l.serving import merge_adapter
+
+        set_threads(threads)
+        merge_adapter(model, adapter, out)
+        print(f"{spec['skill']['key']}: base model with its adapter merged in {out}")
+
+    run_stage(run, build)
 
 
 def judge_for(spec: dict[str, Any], model, tokenizer, model_dir: Path, cache_dir: Path):

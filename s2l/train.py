@@ -7,12 +7,14 @@ never in the training prompt: the adapter has to carry the skill's behaviour its
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from s2l.chat import supervised_ids
+from s2l.serving import vllm_max_lora_rank
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class TrainingSettings:
     warmup_steps: int = 2
     quantization: str = "auto"  # auto: nf4 on CUDA, none on CPU
     max_steps: int = -1  # >0 caps the run (quick tests)
+    checkpoint_steps: int = 10  # a killed run resumes from its last checkpoint
 
 
 @dataclass(frozen=True)
@@ -85,15 +88,6 @@ def device_arguments(precision: Precision) -> dict[str, Any]:
             "bf16": precision.compute_dtype == "bfloat16"}
 
 
-def tokenize_records(records: list[dict[str, Any]], tokenizer) -> list[dict[str, list[int]]]:
-    examples = []
-    for record in records:
-        user, assistant = record["messages"]
-        input_ids, labels = supervised_ids(tokenizer, [user], assistant["content"])
-        examples.append({"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels})
-    return examples
-
-
 def load_base_for_training(model_dir: Path, precision: Precision):
     import torch
     from transformers import AutoModelForCausalLM
@@ -123,25 +117,175 @@ class TrainingResult:
     loss_history: list[float] = field(default_factory=list)
 
 
+# Tokenising a few hundred records in one process is faster than starting workers for it.
+PARALLEL_MAP_ROWS = 2000
+
+
+def load_train_split(dataset_files: list[Path], tokenizer, threads: int, scratch: Path):
+    """The train records of ``dataset_files`` as a ``datasets.Dataset`` of ``input_ids`` and ``labels``
+    (the prompt masked out), read with the record's declared features and tokenised by ``map``."""
+    from datasets import load_dataset
+
+    from s2l.dataset import record_features
+
+    records = load_dataset("json", data_files=[str(path) for path in dataset_files], features=record_features(),
+                           split="train", cache_dir=str(scratch))
+    records = records.filter(lambda split: split == "train", input_columns="split")
+
+    def tokenize(messages: list[dict[str, str]]) -> dict[str, list[int]]:
+        user, assistant = messages
+        input_ids, labels = supervised_ids(tokenizer, [user], assistant["content"])
+        return {"input_ids": input_ids, "labels": labels}
+
+    return records.map(tokenize, input_columns="messages", remove_columns=records.column_names,
+                       num_proc=threads if records.num_rows >= PARALLEL_MAP_ROWS else None,
+                       desc="tokenizing")
+
+
+def answer_only_loss(model, inputs: dict[str, Any], num_items_in_batch=None):
+    """Next-token cross-entropy on the answer tokens, computing logits only where a label follows.
+
+    The vocabulary projection is the largest single matmul of a small model (49k x 576 per token
+    for SmolLM2) and the prompt's logits carry no loss, so ``logits_to_keep`` (a boolean mask over
+    positions) skips them; summed, then divided by the answer tokens of the whole accumulated batch,
+    as transformers' own causal-LM loss does."""
+    import torch
+    import torch.nn.functional as F
+
+    labels = inputs.pop("labels")
+    targets = labels[:, 1:]
+    scored = torch.zeros_like(labels, dtype=torch.bool)
+    scored[:, :-1] = targets != -100
+    # No KV cache: with one, transformers would not read the packed position ids as example boundaries.
+    outputs = model(**inputs, logits_to_keep=scored, use_cache=False)
+    logits = outputs.logits.reshape(-1, outputs.logits.shape[-1])
+    loss = F.cross_entropy(logits.float(), targets[targets != -100], reduction="sum")
+    return loss / (num_items_in_batch if num_items_in_batch is not None else scored.sum()), outputs
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete Trainer checkpoint in ``folder``: Trainer writes ``trainer_state.json``
+    last, so a checkpoint a kill cut short has none and is passed over."""
+    complete = []
+    for checkpoint in folder.glob("checkpoint-*"):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        complete.append((int(checkpoint.name.rsplit("-", 1)[1]), checkpoint))
+    return max(complete)[1] if complete else None
+
+
+def peak_memory_mib(device: str) -> float:
+    """Peak memory so far: CUDA memory allocated by torch on a GPU, the process's peak RSS on CPU."""
+    import resource
+
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def trainer_classes():
+    """The Trainer subclass and callback, defined on first use so importing s2l.train stays cheap."""
+    import time
+
+    from tqdm.auto import tqdm
+    from transformers import Trainer, TrainerCallback
+
+    class AnswerOnlyTrainer(Trainer):
+        """Trainer with ``answer_only_loss``; the loss is already divided by the accumulated batch's
+        answer tokens, so Trainer must neither divide it by the accumulation steps again nor skip
+        counting those tokens."""
+
+        loss_is_scaled_for_ga = True
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.model_accepts_loss_kwargs = True  # Trainer then counts num_items_in_batch
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss, outputs = answer_only_loss(model, inputs, num_items_in_batch)
+            return (loss, outputs) if return_outputs else loss
+
+    class StepMetrics(TrainerCallback):
+        """One JSON line per optimizer step (loss, tokens, tokens/s, peak memory) appended to
+        ``metrics_file``, and a progress bar showing loss and tokens/s. After a resume the lines of
+        steps past the checkpoint are dropped first: they are trained again."""
+
+        def __init__(self, metrics_file: Path, device: str):
+            self.metrics_file, self.device = metrics_file, device
+            self.bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            kept = []
+            if self.metrics_file.is_file():
+                kept = [line for line in self.metrics_file.read_text(encoding="utf-8").splitlines()
+                        if line.strip() and json.loads(line)["step"] <= state.global_step]
+            self.metrics_file.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            self.tokens_seen, self.clock = state.num_input_tokens_seen, time.perf_counter()
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            now = time.perf_counter()
+            tokens = state.num_input_tokens_seen - self.tokens_seen
+            seconds = now - self.clock
+            self.tokens_seen, self.clock = state.num_input_tokens_seen, now
+            line = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "loss": logs["loss"],
+                    "learning_rate": logs.get("learning_rate"), "tokens": tokens,
+                    "seconds": round(seconds, 4), "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
+                    "peak_memory_mib": round(peak_memory_mib(self.device), 1)}
+            with open(self.metrics_file, "a", encoding="utf-8") as stream:
+                stream.write(json.dumps(line) + "\n")
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", tokens_per_s=line["tokens_per_second"])
+            self.bar.update(state.global_step - self.bar.n)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+
+    return AnswerOnlyTrainer, StepMetrics
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Where one training job keeps its checkpoints and metrics, and the threads it may use."""
+
+    checkpoint_dir: Path
+    metrics_file: Path
+    threads: int = 1
+
+
 def train_adapter(
     model_dir: Path,
-    records: list[dict[str, Any]],
+    dataset_files: list[Path],
     lora: LoraSettings,
     training: TrainingSettings,
     seed: int,
     out_dir: Path,
+    where: TrainingRun,
+    base_model_id: str,
 ) -> TrainingResult:
-    """Train on the train split and save a standard PEFT adapter folder to ``out_dir``."""
-    import torch
+    """Train on the train split of ``dataset_files`` and save a standard PEFT adapter folder to ``out_dir``.
+
+    Batches are packed: a batch's examples are concatenated into one row with no padding, and the
+    position ids restarting at each example make transformers mask attention to stay within each
+    example, so the loss is that of the padded batch at the cost of its real tokens only.
+    Checkpoints go to ``where.checkpoint_dir`` every ``training.checkpoint_steps`` steps; a run
+    that finds one there (a killed job rerun) continues from it, and a finished run removes them."""
+    import shutil
+
     from peft import LoraConfig, get_peft_model
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+    from transformers import DataCollatorWithFlattening, TrainingArguments, set_seed
 
     from s2l.model import load_tokenizer
 
     set_seed(seed)
     precision = training_precision(training)
     tokenizer = load_tokenizer(model_dir)
-    train_records = [r for r in records if r["split"] == "train"]
     model = get_peft_model(
         load_base_for_training(model_dir, precision),
         LoraConfig(
@@ -153,9 +297,15 @@ def train_adapter(
         ),
     )
     trainable, total = model.get_nb_trainable_parameters()
+    where.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    resume = last_checkpoint(where.checkpoint_dir)
+    if resume is not None:
+        print(f"resuming from {resume} (a run of this training that did not finish)", file=sys.stderr)
+    trainer_class, metrics_class = trainer_classes()
     with tempfile.TemporaryDirectory(prefix="s2l-train-") as scratch:
+        train_split = load_train_split(dataset_files, tokenizer, where.threads, Path(scratch))
         arguments = TrainingArguments(
-            output_dir=scratch,
+            output_dir=str(where.checkpoint_dir),
             num_train_epochs=training.epochs,
             max_steps=training.max_steps,
             per_device_train_batch_size=training.batch_size,
@@ -164,38 +314,51 @@ def train_adapter(
             lr_scheduler_type="cosine",
             warmup_steps=training.warmup_steps,
             logging_steps=1,
-            save_strategy="no",
+            save_strategy="steps",
+            save_steps=training.checkpoint_steps,
+            save_total_limit=2,  # the newest may be cut short by a kill; the one before it is whole
             report_to="none",
             seed=seed,
             data_seed=seed,
-            disable_tqdm=False,
+            disable_tqdm=True,  # StepMetrics draws the bar, with loss and tokens/s
+            include_num_input_tokens_seen="all",  # packed: every token is real
+            dataloader_num_workers=0,
             **device_arguments(precision),
         )
-        trainer = Trainer(
+        trainer = trainer_class(
             model=model,
             args=arguments,
-            train_dataset=tokenize_records(train_records, tokenizer),
-            data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+            train_dataset=train_split,
+            data_collator=DataCollatorWithFlattening(),
+            # Kept beside the checkpoints while training: Snakemake deletes a failed job's outputs,
+            # and a resumed run's metrics must still start at step 1.
+            callbacks=[metrics_class(where.checkpoint_dir / "metrics.jsonl", precision.device)],
         )
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     model.save_pretrained(out_dir)
-    sort_target_modules(out_dir / "adapter_config.json")
+    finish_adapter_config(out_dir / "adapter_config.json", base_model_id)
+    shutil.copyfile(where.checkpoint_dir / "metrics.jsonl", where.metrics_file)
+    shutil.rmtree(where.checkpoint_dir, ignore_errors=True)
     return TrainingResult(
         precision=precision.label,
         trainable_parameters=trainable,
         total_parameters=total,
-        train_records=len(train_records),
+        train_records=train_split.num_rows,
         steps=trainer.state.global_step,
         final_loss=losses[-1] if losses else float("nan"),
         loss_history=losses,
     )
 
 
-def sort_target_modules(config_file: Path) -> None:
-    """PEFT writes ``target_modules`` from a set, in an order that changes with each process's string
-    hashing: sorted, the same training gives the same bytes, so what is built on it restores."""
+def finish_adapter_config(config_file: Path, base_model_id: str) -> None:
+    """Two fixes to the ``adapter_config.json`` PEFT writes. ``base_model_name_or_path`` becomes the
+    configured ``base_model.id`` (a hub id), not this machine's build folder, so the adapter loads
+    elsewhere. ``target_modules`` PEFT writes from a set, in an order that changes with each
+    process's string hashing: sorted, the same training gives the same bytes, so what is built on
+    it restores."""
     config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = base_model_id
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -247,12 +410,33 @@ def write_model_card(out_dir: Path, provenance: dict[str, Any], lora: LoraSettin
         "",
         "## Use",
         "",
+        f"`adapter_config.json` names `{base['model_id']}` as the base; the adapter was trained on the",
+        f"prepared copy at `{base['path']}` (sha256 above).",
+        "",
+        "With transformers and peft:",
+        "",
         "```python",
         "from peft import PeftModel",
         "from transformers import AutoModelForCausalLM",
         "",
-        f'base = AutoModelForCausalLM.from_pretrained("{base["path"]}")',
+        f'base = AutoModelForCausalLM.from_pretrained("{base["model_id"]}")',
         f'model = PeftModel.from_pretrained(base, "{out_dir}")',
+        "```",
+        "",
+        f"With vLLM (OpenAI-compatible server; ask for model `{skill['key']}`):",
+        "",
+        "```sh",
+        f"vllm serve {base['model_id']} --enable-lora --max-lora-rank {vllm_max_lora_rank(lora.r)} \\",
+        f"    --lora-modules {skill['key']}={out_dir}",
+        "```",
+        "",
+        "With llama.cpp: convert the adapter to a GGUF LoRA with llama.cpp's converter, then load it",
+        "beside a GGUF of the same base:",
+        "",
+        "```sh",
+        f"python llama.cpp/convert_lora_to_gguf.py {out_dir} --base {base['path']} --outtype f16 \\",
+        f"    --outfile {skill['key']}-lora.gguf",
+        f"llama-server -m base.gguf --lora {skill['key']}-lora.gguf",
         "```",
         "",
     ]

@@ -1,7 +1,5 @@
 """The label mask and the stop tokens on each family's chat template: ChatML (Qwen2/Qwen3, SmolLM2),
-Llama 3, Gemma and Mistral. The templates below are written to each family's published turn format
-(reduced to user and assistant turns), on the embedded model's tokenizer with the family's turn
-markers added as special tokens; the expected renderings are written out by hand."""
+Llama 3, Gemma and Mistral (the templates and their hand-written renderings: tests/families.py)."""
 
 from __future__ import annotations
 
@@ -10,56 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from families import FAMILIES, family_tokenizer
 
 from s2l.chat import end_of_turn, stop_token_ids, supervised_ids
-
-FAMILIES = {
-    "chatml": {
-        "template": "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
-                    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
-        "special": {},
-        "text": "<|im_start|>user\nWrite it.<|im_end|>\n<|im_start|>assistant\nfeat: add x<|im_end|>",
-        "end": "<|im_end|>",
-    },
-    "llama3": {
-        "template": "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + "
-                    "'<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}{% endfor %}"
-                    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
-                    "{% endif %}",
-        "special": {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>",
-                    "additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]},
-        "text": "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWrite it.<|eot_id|>"
-                "<|start_header_id|>assistant<|end_header_id|>\n\nfeat: add x<|eot_id|>",
-        "end": "<|eot_id|>",
-    },
-    "gemma": {
-        "template": "{{ bos_token }}{% for m in messages %}"
-                    "{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}"
-                    "{{ '<start_of_turn>' + role + '\\n' + m['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
-                    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}",
-        "special": {"bos_token": "<bos>", "eos_token": "<eos>",
-                    "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]},
-        "text": "<bos><start_of_turn>user\nWrite it.<end_of_turn>\n<start_of_turn>model\nfeat: add x<end_of_turn>",
-        "end": "<end_of_turn>",
-    },
-    "mistral": {
-        "template": "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}"
-                    "{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}"
-                    "{% endfor %}",
-        "special": {"bos_token": "<s>", "eos_token": "</s>"},
-        "text": "<s>[INST] Write it. [/INST]feat: add x</s>",
-        "end": "</s>",
-    },
-}
-
-
-def family_tokenizer(base_model_dir: Path, family: str):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
-    tokenizer.add_special_tokens(FAMILIES[family]["special"])
-    tokenizer.chat_template = FAMILIES[family]["template"]
-    return tokenizer
 
 
 @pytest.mark.parametrize("family", FAMILIES)

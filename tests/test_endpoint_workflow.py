@@ -1,8 +1,10 @@
 """A skill's dataset built by the real workflow with both roles on a real OpenAI-compatible server on
-loopback (``transformers serve``), through a crash of that server, an outage and a restart.
+loopback (``transformers serve``), through a crash of that server, an outage and a restart; on
+that data, tiny Qwen3, Llama and Gemma bases trained and evaluated through the workflow, a merged
+export, and a training job killed mid-way and resumed.
 
-The tests run in file order and share one server and two work directories: a clean build, and one
-whose server is killed mid-generation and rerun.
+The tests run in file order and share one server and work directories: a clean build, one per
+family built on its request cache, and one whose server is killed mid-generation and rerun.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from endpoint_server import TransformersServer
+from families import TINY_BASES, save_tiny_base
 from workflow_helpers import ROOT
 
 from s2l.request_cache import CACHE_FILE, RequestCache
@@ -140,6 +143,136 @@ def test_the_cost_estimate_brackets_what_the_build_sent(clean: dict) -> None:
 def test_the_key_lands_in_no_file_the_build_wrote(clean: dict) -> None:
     assert files_holding(clean["workdir"], KEY.encode()) == []
     assert KEY not in clean["result"].stdout + clean["result"].stderr
+
+
+# Bases of other families, trained and evaluated through the whole workflow on the clean build's
+# data: the same requests to the same server, so every one is answered from the request cache.
+FAMILY_TARGETS = (f"build/eval/{SKILL}.json",)
+
+
+def family_workdir(root: Path, family: str, clean: dict, base_model_dir: Path) -> Path:
+    workdir = make_workdir(root, clean["server"], base_model_dir)
+    config = yaml.safe_load((workdir / "test.yaml").read_text())
+    config["cache_dir"] = str(clean["workdir"] / "store")
+    config["base_model"] = {"source": str(save_tiny_base(base_model_dir, family, root / "base")),
+                            "id": f"s2l-tests/tiny-{family}"}
+    config["eval"] = {"controls": False}
+    config["export"] = {"merged": family == "llama"}
+    (workdir / "test.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def families(tmp_path_factory: pytest.TempPathFactory, clean: dict, base_model_dir: Path) -> dict[str, Path]:
+    """One build per family, run side by side: tiny models, so the time is mostly each job's start."""
+    before = clean["server"].posts()
+    builds = {}
+    for family in TINY_BASES:
+        workdir = family_workdir(tmp_path_factory.mktemp(family), family, clean, base_model_dir)
+        merged = (f"build/merged/{SKILL}",) if family == "llama" else ()
+        command = snakemake_command(workdir)
+        builds[family] = workdir, subprocess.Popen([*command[:-3], *FAMILY_TARGETS, *merged, *command[-3:]],
+                                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for family, (workdir, running) in builds.items():
+        output, _ = running.communicate(timeout=900)
+        assert running.returncode == 0, f"{family}: {output[-3000:]}"
+    assert clean["server"].posts() == before, "the families' data did not all come from the request cache"
+    return {family: workdir for family, (workdir, _) in builds.items()}
+
+
+@pytest.mark.parametrize("family", TINY_BASES)
+def test_a_base_of_each_family_trains_and_evaluates_through_the_workflow(families: dict, family: str) -> None:
+    from s2l.serving import vllm_lora_problems
+
+    workdir = families[family]
+    adapter = workdir / "build/adapters" / SKILL
+    assert vllm_lora_problems(adapter) == []
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == f"s2l-tests/tiny-{family}"
+    assert {name.rsplit(".", 1)[-1] for name in config["target_modules"]} == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    steps = [json.loads(line) for line in (workdir / f"build/adapters/{SKILL}.metrics.jsonl").read_text().splitlines()]
+    assert [step["step"] for step in steps] == [1, 2]  # tests/quick.yaml: max_steps 2
+    assert all(step["tokens"] > 0 and step["tokens_per_second"] > 0 and step["peak_memory_mib"] > 0 for step in steps)
+    card = (adapter / "README.md").read_text()
+    assert f"--lora-modules {SKILL}={adapter.relative_to(workdir)}" in card.replace(str(workdir) + "/", "")
+    report = json.loads((workdir / f"build/eval/{SKILL}.json").read_text())
+    validate(report, "eval_report.schema.json")
+    assert report["base_model"]["model_id"] == f"s2l-tests/tiny-{family}"
+    assert set(report["conditions"]) == {"no_skill", "skill_in_context", "adapter"}
+
+
+def test_the_merged_export_computes_what_base_plus_adapter_computes(families: dict) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    workdir = families["llama"]
+    ids = torch.tensor([[1, 20, 300, 4000, 5, 60]])
+    base = AutoModelForCausalLM.from_pretrained(workdir / "build/models/base", dtype=torch.float32)
+    with torch.no_grad():
+        plain = base(ids).logits
+        expected = PeftModel.from_pretrained(base, workdir / "build/adapters" / SKILL).eval()(ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(workdir / "build/merged" / SKILL, dtype=torch.float32)(ids).logits
+    assert not torch.allclose(plain, expected)  # the adapter changes the output, so the comparison means something
+    assert torch.allclose(merged, expected, atol=1e-5)
+
+
+def training_processes(workdir: Path) -> list[int]:
+    """Pids of the ``s2l train`` jobs running in ``workdir``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"s2l" in command and b"train" in command and Path(os.readlink(proc / "cwd")) == workdir:
+                pids.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def test_a_training_job_killed_mid_way_resumes_from_its_checkpoint(families: dict) -> None:
+    import signal
+
+    workdir = families["llama"]
+    (workdir / "resume.yaml").write_text(yaml.safe_dump({"training": {"max_steps": 120, "checkpoint_steps": 20}}))
+    command = [*snakemake_command(workdir)[:-3], f"build/adapters/{SKILL}", "--configfile",
+               str(ROOT / "tests" / "quick.yaml"), str(workdir / "test.yaml"), str(workdir / "resume.yaml")]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    store = Path(yaml.safe_load((workdir / "test.yaml").read_text())["cache_dir"])
+    found: list[Path] = []
+    deadline = time.monotonic() + 300
+    while not found and time.monotonic() < deadline and running.poll() is None:
+        found = list((store / "checkpoints" / "train").glob("*/checkpoint-40/trainer_state.json"))
+        time.sleep(0.05)
+    killed = training_processes(workdir)
+    assert found and killed, "the training job finished or never checkpointed"
+    checkpoints = found[0].parent.parent
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    output, _ = running.communicate(timeout=300)
+    assert running.returncode != 0, output[-3000:]
+    assert not (workdir / "build/adapters" / SKILL).exists()  # Snakemake removed the partial output
+    assert (checkpoints / "checkpoint-40").is_dir()  # the checkpoints outlive the job
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {checkpoints}/checkpoint-" in resumed.stderr
+    assert not checkpoints.exists()  # removed once training finished
+    metrics = workdir / f"build/adapters/{SKILL}.metrics.jsonl"
+    after_resume = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [step["step"] for step in after_resume] == list(range(1, 121))
+    resumed_adapter = (workdir / "build/adapters" / SKILL / "adapter_model.safetensors").read_bytes()
+
+    # The same training uninterrupted: same step count, same final loss.
+    whole = subprocess.run([*command, "--forcerun", "train"], capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0 and "resuming" not in whole.stderr, whole.stderr[-3000:]
+    uninterrupted = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [step["step"] for step in uninterrupted] == list(range(1, 121))
+    # Trainer's checkpoint holds the optimizer, scheduler and RNG states and the data order is seeded,
+    # so on CPU the resumed run is the uninterrupted one to the bit (the loss within 1e-4 in any case).
+    assert after_resume[-1]["loss"] == pytest.approx(uninterrupted[-1]["loss"], abs=1e-4)
+    assert resumed_adapter == (workdir / "build/adapters" / SKILL / "adapter_model.safetensors").read_bytes()
 
 
 def test_a_server_killed_mid_generation_then_down_then_back_costs_only_the_missing_requests(

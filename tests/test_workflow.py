@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from datasets import load_dataset
 from workflow_helpers import ROOT, scheduled_jobs, snakemake
 
+from s2l.dataset import record_features
 from s2l.evaluate import sha256_text
 from s2l.schemas import validate
 from s2l.serving import vllm_lora_problems
@@ -113,8 +115,13 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         for record in map(json.loads, (build / "synthetic" / f"{key}.jsonl").read_text().splitlines()):
             validate(record, "synthetic_record.schema.json")
             assert record["skill"]["key"] == key and len(record["skill"]["sha256"]) == 64
-        for record in map(json.loads, (build / "datasets" / f"{key}.jsonl").read_text().splitlines()):
+        records = [json.loads(line) for line in (build / "datasets" / f"{key}.jsonl").read_text().splitlines()]
+        for record in records:
             validate(record, "dataset_record.schema.json")
+        # The built JSONL loads through `datasets` with the declared features, every value intact.
+        loaded = load_dataset("json", data_files=str(build / "datasets" / f"{key}.jsonl"),
+                              features=record_features(), split="train", cache_dir=str(workdir / "hf-datasets"))
+        assert loaded.features == record_features() and loaded.to_list() == records
         report = json.loads((build / "datasets" / f"{key}.report.json").read_text())
         assert report["kept"]["train"] >= 1
         adapter = build / "adapters" / key
@@ -124,6 +131,9 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         assert vllm_lora_problems(adapter) == []
         card = (adapter / "README.md").read_text()
         assert report["skill"]["sha256"] in card and "trainable parameters" in card
+        steps = [json.loads(line) for line in (build / "adapters" / f"{key}.metrics.jsonl").read_text().splitlines()]
+        assert [step["step"] for step in steps] == [1, 2]  # tests/quick.yaml: max_steps 2
+        assert all(step["loss"] > 0 and step["tokens"] > 0 for step in steps)
         evaluation = json.loads((build / "eval" / f"{key}.json").read_text())
         validate(evaluation, "eval_report.schema.json")
         assert evaluation["token_saving"]["prompt_tokens_per_request"] > 100
