@@ -4,7 +4,8 @@ Reads ``benchmarks/results/stage_times.json`` and ``benchmarks/results/benchmark
 both written by ``python benchmarks/stage_times.py --skills all``, and prints Markdown: the benchmark
 as the build wrote it, each condition's pass rate by source (held-out requests, evals.json
 cases), time per skill and stage (the controls' stages included), and what the
-teacher did per skill.
+teacher did per skill; and, from ``train_throughput.json`` (``benchmarks/train_throughput.py``),
+the training throughput table.
 
     python benchmarks/readme_tables.py
 """
@@ -65,6 +66,20 @@ def teacher_table(figures: dict) -> list[str]:
     return lines
 
 
+def throughput_table(figures: dict) -> list[str]:
+    """s2l's trainer against the plain Trainer (benchmarks/train_throughput.py)."""
+    lines = ["| trainer | tokens/s | peak RSS | tokens per step | final loss |", "|---|---|---|---|---|"]
+    names = {"plain": "plain `Trainer`, padded to the longest", "s2l": "s2l: packed, answer-only logits"}
+    for trainer, row in figures["summary"].items():
+        lines.append(f"| {names[trainer]} | {row['tokens_per_second']:.0f} | {row['peak_rss_mib']:,.0f} MiB | "
+                     f"{row['tokens_per_step']:.0f} | {row['final_loss']:.4f} |")
+    lines.append("")
+    lines.append(f"s2l vs plain: **{figures['speedup']:.2f}x** tokens/s (target {figures['target_speedup']}x), "
+                 f"peak RSS x{figures['memory_ratio']:.2f}; largest difference of a step's loss between the two "
+                 f"{figures['max_loss_difference']:.1e}.")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the results files (default: %(default)s)")
@@ -80,6 +95,10 @@ def main() -> int:
     print("\n".join(stage_table(figures)))
     print()
     print("\n".join(teacher_table(figures)))
+    throughput = args.results / "train_throughput.json"
+    if throughput.is_file():
+        print()
+        print("\n".join(throughput_table(json.loads(throughput.read_text()))))
     return 0
 
 

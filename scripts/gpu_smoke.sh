@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One shipped skill end to end on a CUDA machine (default config: QLoRA nf4 training, answers and
-# scoring in bf16 on the GPU). Prints the card, generation tokens/s, peak GPU memory (nvidia-smi,
+# scoring in bf16 on the GPU). Prints the card, generation and training tokens/s, peak GPU memory (nvidia-smi,
 # sampled every 0.5 s), minutes per stage and the eval table; figures go to WORKDIR/stage_times.json.
 #
 #   scripts/gpu_smoke.sh [SKILL] [WORKDIR]
@@ -32,6 +32,9 @@ print(f"\nGPU: {torch.cuda.get_device_name(0)}; peak GPU memory used: {max(memor
 for role, counts in usage.items():
     if isinstance(counts, dict) and counts.get("wall_seconds"):
         print(f"{role}: {counts['completion_tokens'] / counts['wall_seconds']:.0f} completion tokens/s")
+steps = [json.loads(line) for line in (workdir / "build" / "adapters" / f"{skill}.metrics.jsonl").read_text().splitlines()]
+print(f"training: {len(steps)} steps, {sum(s['tokens'] for s in steps) / sum(s['seconds'] for s in steps):.0f} tokens/s, "
+      f"peak CUDA memory allocated {max(s['peak_memory_mib'] for s in steps):.0f} MiB, final loss {steps[-1]['loss']:.4f}")
 print("minutes per stage: " + ", ".join(f"{stage} {row['seconds'] / 60:.1f}" for stage, row in figures["stages"].items()))
 print((workdir / "build" / "eval" / f"{skill}.md").read_text())
 PY

@@ -245,7 +245,7 @@ def test_an_output_changed_by_hand_is_refused_downstream(workdir: Path) -> None:
     try:
         job = s2l(workdir, "train", "--spec", f"build/specs/{EDITED}/train.json", "--skill",
                   f"build/skills/{EDITED}.json", "--dataset", str(dataset), "--model", "build/models/base",
-                  "--out", "elsewhere", "--manifest", "elsewhere.json")
+                  "--out", "elsewhere", "--metrics", "elsewhere.metrics.jsonl", "--manifest", "elsewhere.json")
     finally:
         dataset.write_bytes(original)
         os.utime(dataset, ns=(built.st_atime_ns, built.st_mtime_ns))  # as it was, for Snakemake too
