@@ -20,6 +20,13 @@ include: "rules/benchmark.smk"
 include: "rules/export.smk"
 
 
+# Cheap jobs run where Snakemake runs, not as cluster jobs.
+localrules:
+    all,
+    parse_skill,
+    benchmark,
+
+
 onstart:
     record_forced_jobs()
 

@@ -15,6 +15,11 @@ rule benchmark:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        s2l=S2L,
+        store=STORE,
+    log:
+        "build/logs/benchmark.log",
     shell:
-        "{S2L} benchmark --spec {input.spec} --out-prefix build/benchmark --manifest {output.manifest}"
-        " {STORE} {input.reports} --usage {input.usage} --controls {input.controls}"
+        "{params.s2l} benchmark --spec {input.spec} --out-prefix build/benchmark --manifest {output.manifest}"
+        " {params.store} {input.reports} --usage {input.usage} --controls {input.controls} --log {log}"

@@ -10,6 +10,7 @@ from snakemake.logging import logger
 from s2l.config import check_api_keys, validated
 from s2l.errors import UserError
 from s2l.plan import build_plan, manifest_path, write_plan
+from s2l.resources import model_job_resources, parameter_count
 from s2l.runner import FORCED_ENV
 from s2l.skill import SKILL_KEY_PATTERN
 from s2l.specs import spec_path
@@ -22,9 +23,17 @@ except UserError as error:
     raise WorkflowError(f"config: {error}") from None
 
 # An endpoint a role is configured with stays reachable: offline only forbids hub downloads.
-if config["offline"]:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+for _variable in OFFLINE_VARIABLES:
+    if config["offline"]:
+        os.environ[_variable] = "1"
+    else:
+        os.environ.setdefault(_variable, "0")  # as the user has it; "0" (online) when unset
+
+
+# Declared, so that cluster jobs get them too.
+envvars:
+    *OFFLINE_VARIABLES,
 
 
 def record_forced_jobs() -> None:
@@ -43,8 +52,8 @@ BENCHMARK = ["build/benchmark.json", "build/benchmark.md", "build/benchmark.png"
 # One adapter trained on every skill's data; "_shared" can be no skill's key.
 SHARED_ADAPTER = "build/adapters/_shared"
 CONTROLS = config["eval"]["controls"]
-# Model stages use every core they are given; Snakemake scales this down to --cores.
-MODEL_THREADS = 16
+# Threads of a model job: locally Snakemake scales this down to --cores; a cluster job asks for exactly this.
+MODEL_THREADS = config["model_threads"]
 
 
 wildcard_constraints:
@@ -69,6 +78,10 @@ for _warning in PLAN.warnings:
     logger.warning(f"warning: {_warning}")
 write_plan(PLAN)
 SKILLS = PLAN.skills
+# What a model job asks a scheduler for, sized from the base model (headers only, no weight loaded).
+PARAMETERS = parameter_count(config["base_model"]["source"])
+INFERENCE_RESOURCES = model_job_resources(PARAMETERS, config["gpu"], training=False)
+TRAINING_RESOURCES = model_job_resources(PARAMETERS, config["gpu"], training=True)
 
 
 def wrong_adapter(wildcards) -> list[str]:

@@ -12,12 +12,17 @@ rule train_shared:
     benchmark:
         "build/benchmarks/train_shared.tsv"
     resources:
-        mem_mb=6000,
+        **TRAINING_RESOURCES,
         runtime=240,
+    params:
+        s2l=S2L,
+        store=STORE,
+    log:
+        "build/logs/train_shared.log",
     shell:
-        "{S2L} train-shared --spec {input.spec} --datasets {input.datasets}"
-        " --model {input.model} --out {output.adapter} --metrics {output.metrics} --manifest {output.manifest} {STORE}"
-        " --threads {threads}"
+        "{params.s2l} train-shared --spec {input.spec} --datasets {input.datasets}"
+        " --model {input.model} --out {output.adapter} --metrics {output.metrics} --manifest {output.manifest} {params.store}"
+        " --threads {threads} --log {log}"
 
 
 rule evaluate_controls:
@@ -37,11 +42,15 @@ rule evaluate_controls:
     benchmark:
         "build/benchmarks/evaluate_controls/{skill}.tsv"
     resources:
-        mem_mb=4000,
+        **INFERENCE_RESOURCES,
         runtime=60,
     params:
+        s2l=S2L,
+        store=STORE,
         wrong=lambda wildcards, input: f"--wrong-adapter {input.wrong}" if input.wrong else "",
+    log:
+        "build/logs/evaluate_controls/{skill}.log",
     shell:
-        "{S2L} evaluate-controls --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
+        "{params.s2l} evaluate-controls --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
         " --model {input.model} --report {input.report} --shared-adapter {input.shared} {params.wrong}"
-        " --out {output.report} --manifest {output.manifest} {STORE} --threads {threads}"
+        " --out {output.report} --manifest {output.manifest} {params.store} --threads {threads} --log {log}"

@@ -15,8 +15,13 @@ rule dataset:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        s2l=S2L,
+        store=STORE,
+    log:
+        "build/logs/dataset/{skill}.log",
     shell:
-        "{S2L} dataset --spec {input.spec} --skill {input.skill} --synthetic {input.synthetic}"
+        "{params.s2l} dataset --spec {input.spec} --skill {input.skill} --synthetic {input.synthetic}"
         " --usage {input.usage}"
         " --model {input.model} --out {output.records} --report {output.report}"
-        " --manifest {output.manifest} {STORE}"
+        " --manifest {output.manifest} {params.store} --log {log}"

@@ -15,10 +15,15 @@ rule evaluate:
     benchmark:
         "build/benchmarks/evaluate/{skill}.tsv"
     resources:
-        mem_mb=4000,
+        **INFERENCE_RESOURCES,
         runtime=60,
+    params:
+        s2l=S2L,
+        store=STORE,
+    log:
+        "build/logs/evaluate/{skill}.log",
     shell:
-        "{S2L} evaluate --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
+        "{params.s2l} evaluate --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
         " --model {input.model} --adapter {input.adapter} --out {output.report} --markdown {output.markdown}"
         " --manifest {output.manifest}"
-        " {STORE} --threads {threads}"
+        " {params.store} --threads {threads} --log {log}"

@@ -10,8 +10,12 @@ rule merge:
         manifest=manifest("merge"),
     threads: MODEL_THREADS
     resources:
-        mem_mb=4000,
+        mem_mb=INFERENCE_RESOURCES["mem_mb"],
         runtime=30,
+    params:
+        s2l=S2L,
+    log:
+        "build/logs/merge/{skill}.log",
     shell:
-        "{S2L} merge --spec {input.spec} --model {input.model} --adapter {input.adapter} --out {output.merged}"
-        " --manifest {output.manifest} --threads {threads}"
+        "{params.s2l} merge --spec {input.spec} --model {input.model} --adapter {input.adapter} --out {output.merged}"
+        " --manifest {output.manifest} --threads {threads} --log {log}"

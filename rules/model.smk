@@ -9,7 +9,11 @@ rule prepare_model:
     benchmark:
         "build/benchmarks/prepare_model.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=INFERENCE_RESOURCES["mem_mb"],
         runtime=20,
+    params:
+        s2l=S2L,
+    log:
+        "build/logs/prepare_model.log",
     shell:
-        "{S2L} prepare-model --spec {input.spec} --out {output.model} --manifest {output.manifest} --threads {threads}"
+        "{params.s2l} prepare-model --spec {input.spec} --out {output.model} --manifest {output.manifest} --threads {threads} --log {log}"

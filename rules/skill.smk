@@ -12,5 +12,9 @@ rule parse_skill:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        s2l=S2L,
+    log:
+        "build/logs/parse_skill/{skill}.log",
     shell:
-        "{S2L} parse-skill --spec {input.spec} --model {input.model} --out {output.skill} --manifest {output.manifest}"
+        "{params.s2l} parse-skill --spec {input.spec} --model {input.model} --out {output.skill} --manifest {output.manifest} --log {log}"

@@ -12,8 +12,13 @@ rule synthesize:
     benchmark:
         "build/benchmarks/synthesize/{skill}.tsv"
     resources:
-        mem_mb=4000,
+        **INFERENCE_RESOURCES,
         runtime=60,
+    params:
+        s2l=S2L,
+        store=STORE,
+    log:
+        "build/logs/synthesize/{skill}.log",
     shell:
-        "{S2L} synthesize --spec {input.spec} --skill {input.skill} --model {input.model}"
-        " --out {output.records} --usage {output.usage} --manifest {output.manifest} {STORE} --threads {threads}"
+        "{params.s2l} synthesize --spec {input.spec} --skill {input.skill} --model {input.model}"
+        " --out {output.records} --usage {output.usage} --manifest {output.manifest} {params.store} --threads {threads} --log {log}"

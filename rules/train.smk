@@ -14,9 +14,14 @@ rule train:
     benchmark:
         "build/benchmarks/train/{skill}.tsv"
     resources:
-        mem_mb=6000,
+        **TRAINING_RESOURCES,
         runtime=120,
+    params:
+        s2l=S2L,
+        store=STORE,
+    log:
+        "build/logs/train/{skill}.log",
     shell:
-        "{S2L} train --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
-        " --model {input.model} --out {output.adapter} --metrics {output.metrics} --manifest {output.manifest} {STORE}"
-        " --threads {threads}"
+        "{params.s2l} train --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
+        " --model {input.model} --out {output.adapter} --metrics {output.metrics} --manifest {output.manifest} {params.store}"
+        " --threads {threads} --log {log}"

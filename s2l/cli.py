@@ -5,10 +5,14 @@ with hyphens."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from s2l import stages
 from s2l.errors import UserError
@@ -159,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         for option in paths:
             sub.add_argument(f"--{option}", type=Path, required=True)
         sub.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
+        sub.add_argument("--log", type=Path, help="also write what the job prints (stdout and stderr) to this file")
         if stored:
             sub.add_argument("--cache-dir", type=Path, help="content-addressed store to restore from and save to")
             sub.add_argument("--store", choices=STORE_MODES, default="auto",
@@ -222,11 +227,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Tee(io.TextIOBase):
+    """A text stream writing to several: the job's terminal (or cluster job output) and its log."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        return self.streams[0].isatty()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.handler(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    with contextlib.ExitStack() as stack:
+        if getattr(args, "log", None):
+            args.log.parent.mkdir(parents=True, exist_ok=True)
+            log = stack.enter_context(open(args.log, "w", encoding="utf-8", buffering=1))
+            stack.enter_context(contextlib.redirect_stdout(Tee(sys.stdout, log)))
+            stack.enter_context(contextlib.redirect_stderr(Tee(sys.stderr, log)))
+        try:
+            args.handler(args)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except Exception:  # printed here, so that the log holds it too
+            traceback.print_exc()
+            return 1
     return 0

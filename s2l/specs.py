@@ -23,7 +23,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import platform
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +216,8 @@ def write_if_changed(path: Path, spec: dict[str, Any]) -> bool:
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    # One temporary file per writer: cluster jobs each parse the workflow again, possibly at once.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
     return True

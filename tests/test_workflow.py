@@ -11,6 +11,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -336,3 +338,84 @@ def test_editing_one_skill_schedules_its_chain_the_shared_adapter_and_the_contro
     # With the controls off, one skill's build touches no other skill.
     alone = snakemake(workdir, "-n", f"build/eval/{GOOD[0]}.json", "--config", "eval={controls: false}")
     assert scheduled_jobs(alone.stdout) == {(stage, GOOD[0]) for stage in STAGES}
+
+
+# Through a real single-node Slurm (tests/slurm_cluster.py) with profiles/slurm, on the store of the
+# build above: every stored stage restores inside its Slurm job, so the run proves the jobs, their
+# environment and the shared store on the cluster without training again.
+@pytest.fixture(scope="module")
+def slurm():
+    from slurm_cluster import SlurmCluster, ensure_installed
+
+    ensure_installed()
+    # Not under pytest's 0700 temporary folders: munged needs every folder above its socket open to all.
+    root = Path(tempfile.mkdtemp(prefix="s2l-slurm-"))
+    root.chmod(0o755)
+    try:
+        with SlurmCluster(root) as cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def slurm_snakemake(workdir: Path, cluster, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+               "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "2", *args,
+               # No accounting on the test cluster: squeue reports job states (MinJobAge 300 s).
+               "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
+               "--seconds-between-status-checks", "1", "--latency-wait", "5",
+               "--default-resources", f"slurm_partition={cluster.partition}", "mem_mb=3000", "runtime=30",
+               "--configfile", str(ROOT / "tests" / "quick.yaml"), str(workdir / "test.yaml")]
+    # A hung status query must fail the test, not hang it.
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=cluster.environ())
+
+
+@pytest.fixture(scope="module")
+def slurm_workdir(workdir: Path, first_build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("on-slurm")
+    config = yaml.safe_load((workdir / "test.yaml").read_text())  # the same skills and store
+    (root / "test.yaml").write_text(yaml.safe_dump({**config, "model_threads": 2, "eval": {"controls": False}}))
+    return root
+
+
+def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slurm_workdir: Path,
+                                                                     workdir: Path) -> None:
+    key = GOOD[0]
+    result = slurm_snakemake(slurm_workdir, slurm, f"build/eval/{key}.json")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    job_ids = dict(re.findall(r"SLURM jobid (\d+) \(log: (\S+)\)", output))
+    rules = {re.search(r"rule_(\w+)", log).group(1) for log in job_ids.values()}
+    assert rules == {"prepare_model", "synthesize", "dataset", "train", "evaluate"}  # parse_skill is local
+    for job_id in job_ids:
+        state = slurm.run("scontrol", "show", "job", job_id).stdout
+        assert "JobState=COMPLETED" in state and f"NodeList={slurm.node}" in state
+    # Each stored stage restored inside its Slurm job, as its rule's log (written on the node) says.
+    for stage in ("synthesize", "dataset", "train", "evaluate"):
+        assert f"{stage}: restored from the store" in (slurm_workdir / f"build/logs/{stage}/{key}.log").read_text()
+    for path in (f"build/adapters/{key}/adapter_model.safetensors", f"build/adapters/{key}/adapter_config.json",
+                 f"build/datasets/{key}.jsonl", f"build/eval/{key}.json"):
+        assert (slurm_workdir / path).read_bytes() == (workdir / path).read_bytes(), path
+
+
+def test_a_job_failing_on_slurm_names_its_job_id_and_log_and_loses_nothing(slurm, slurm_workdir: Path) -> None:
+    key = GOOD[0]
+    strict = slurm_workdir / "too-few.yaml"
+    strict.write_text(yaml.safe_dump({"dataset": {"min_train_records": 1000}}))
+    failed = slurm_snakemake(slurm_workdir, slurm, f"build/datasets/{key}.jsonl", "--retries", "1",
+                             "--configfile", str(strict))
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    attempts = re.findall(r"SLURM jobid (\d+) \(log: (\S+rule_dataset\S+)\)", output)
+    assert len(attempts) == 2, output[-4000:]  # --retries 1: submitted again once
+    for job_id, log in attempts:
+        assert f"SLURM-job '{job_id}' failed" in output
+        assert log in output
+    last_log = Path(attempts[-1][1])
+    assert "min_train_records" in (last_log if last_log.is_absolute() else slurm_workdir / last_log).read_text()
+    assert (slurm_workdir / f"build/adapters/{key}/adapter_model.safetensors").is_file()
+    assert (slurm_workdir / f"build/eval/{key}.json").is_file()
+    # The dataset Snakemake removed with the failed job comes back from the store, on the cluster.
+    again = slurm_snakemake(slurm_workdir, slurm, f"build/eval/{key}.json")
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert (slurm_workdir / f"build/datasets/{key}.jsonl").is_file()
