@@ -328,15 +328,19 @@ def test_an_empty_skills_dir_is_a_one_line_error(tmp_path: Path, base_model_dir:
 
 def test_editing_one_skill_schedules_its_chain_the_shared_adapter_and_the_controls(workdir: Path) -> None:
     skill_md = workdir / "skills" / GOOD[0] / "SKILL.md"
-    skill_md.write_text(skill_md.read_text() + "\nPrefer the narrowest scope that fits.\n")
-    dry_run = snakemake(workdir, "-n")
+    original = skill_md.read_text()
+    skill_md.write_text(original + "\nPrefer the narrowest scope that fits.\n")
+    try:
+        dry_run = snakemake(workdir, "-n")
+        alone = snakemake(workdir, "-n", f"build/eval/{GOOD[0]}.json", "--config", "eval={controls: false}")
+    finally:
+        skill_md.write_text(original)  # the tests after this one read the build as it was
     assert dry_run.returncode == 0
     built = (*GOOD, DEVIANT)
     # Other skills' own adapters and evaluations stay; every skill's controls read the shared adapter.
     assert scheduled_jobs(dry_run.stdout) == {(stage, GOOD[0]) for stage in STAGES} | {
         ("train_shared", None), ("benchmark", None)} | {("evaluate_controls", key) for key in built}
     # With the controls off, one skill's build touches no other skill.
-    alone = snakemake(workdir, "-n", f"build/eval/{GOOD[0]}.json", "--config", "eval={controls: false}")
     assert scheduled_jobs(alone.stdout) == {(stage, GOOD[0]) for stage in STAGES}
 
 
@@ -358,14 +362,15 @@ def slurm():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def slurm_snakemake(workdir: Path, cluster, *args: str) -> subprocess.CompletedProcess:
+def slurm_snakemake(workdir: Path, cluster, *args: str,
+                    configfiles: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
                "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--jobs", "2", *args,
                # No accounting on the test cluster: squeue reports job states (MinJobAge 300 s).
                "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
                "--seconds-between-status-checks", "1", "--latency-wait", "5",
                "--default-resources", f"slurm_partition={cluster.partition}", "mem_mb=3000", "runtime=30",
-               "--configfile", str(ROOT / "tests" / "quick.yaml"), str(workdir / "test.yaml")]
+               "--configfile", str(ROOT / "tests" / "quick.yaml"), str(workdir / "test.yaml"), *map(str, configfiles)]
     # A hung status query must fail the test, not hang it.
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=cluster.environ())
 
@@ -401,21 +406,24 @@ def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slur
 def test_a_job_failing_on_slurm_names_its_job_id_and_log_and_loses_nothing(slurm, slurm_workdir: Path) -> None:
     key = GOOD[0]
     strict = slurm_workdir / "too-few.yaml"
-    strict.write_text(yaml.safe_dump({"dataset": {"min_train_records": 1000}}))
-    failed = slurm_snakemake(slurm_workdir, slurm, f"build/datasets/{key}.jsonl", "--retries", "1",
-                             "--configfile", str(strict))
+    # store: write builds afresh (a stored dataset would be restored without running its checks).
+    strict.write_text(yaml.safe_dump({"dataset": {"min_train_records": 1000}, "store": "write"}))
+    failed = slurm_snakemake(slurm_workdir, slurm, f"build/datasets/{key}.jsonl", "--forcerun", "dataset",
+                             "--retries", "1", configfiles=(strict,))
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
     attempts = re.findall(r"SLURM jobid (\d+) \(log: (\S+rule_dataset\S+)\)", output)
     assert len(attempts) == 2, output[-4000:]  # --retries 1: submitted again once
-    for job_id, log in attempts:
+    for job_id, log in attempts:  # the failure names the Slurm job, the rule's log and the Slurm log
         assert f"SLURM-job '{job_id}' failed" in output
-        assert log in output
+        assert f"log: build/logs/dataset/{key}.log, {log}" in output
     last_log = Path(attempts[-1][1])
-    assert "min_train_records" in (last_log if last_log.is_absolute() else slurm_workdir / last_log).read_text()
+    assert re.search(rf"too few valid records for skill '{key}': \d+ train \(need 1000\)",
+                     (last_log if last_log.is_absolute() else slurm_workdir / last_log).read_text())
     assert (slurm_workdir / f"build/adapters/{key}/adapter_model.safetensors").is_file()
     assert (slurm_workdir / f"build/eval/{key}.json").is_file()
-    # The dataset Snakemake removed with the failed job comes back from the store, on the cluster.
-    again = slurm_snakemake(slurm_workdir, slurm, f"build/eval/{key}.json")
-    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
-    assert (slurm_workdir / f"build/datasets/{key}.jsonl").is_file()
+    # The dataset Snakemake removed with the failed job is still in the store, for the next run.
+    status = subprocess.run([sys.executable, "-m", "s2l", "status", "-d", str(slurm_workdir), "--configfile",
+                             str(ROOT / "tests" / "quick.yaml"), str(slurm_workdir / "test.yaml")],
+                            capture_output=True, text=True, check=True).stdout
+    assert re.search(rf"^{key}\s+dataset\s+cached\s+restorable from the store", status, flags=re.MULTILINE), status
