@@ -32,12 +32,11 @@ TARGET_RATIO = 1.5
 def train_once(trainer: str, model_dir: Path, dataset_file: Path, steps: int, threads: int, out: Path) -> dict:
     """One training in this process; returns its per-step metrics summed."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
 
     from s2l.config import load_config
     from s2l.model import load_tokenizer
-    from s2l.train import (LoraSettings, TrainingRun, TrainingSettings, load_base_for_training, load_train_split,
+    from s2l.train import (LoraSettings, TrainingRun, TrainingSettings, load_train_split, lora_model,
                            select_precision, train_adapter, trainer_classes)
 
     torch.set_num_threads(threads)
@@ -52,9 +51,7 @@ def train_once(trainer: str, model_dir: Path, dataset_file: Path, steps: int, th
     else:
         set_seed(config["seed"])
         tokenizer = load_tokenizer(model_dir)
-        model = get_peft_model(load_base_for_training(model_dir, select_precision("none", False)),
-                               LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                          target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+        model = lora_model(model_dir, select_precision("none", False), lora)
         _, step_metrics = trainer_classes()
         arguments = TrainingArguments(
             output_dir=str(out / "checkpoints"), max_steps=steps, per_device_train_batch_size=training.batch_size,
@@ -123,14 +120,15 @@ def main() -> int:
                             "final_loss": rows[0]["losses"][-1]}
     ratio = summary["s2l"]["tokens_per_second"] / summary["plain"]["tokens_per_second"]
     memory = summary["s2l"]["peak_rss_mib"] / summary["plain"]["peak_rss_mib"]
-    losses = [max(abs(a - b) for a, b in zip(runs[0]["losses"], runs[1]["losses"]))]
+    # runs[0] and runs[1] are the first plain and s2l trainings: the same batches, step for step.
+    loss_difference = max(abs(a - b) for a, b in zip(runs[0]["losses"], runs[1]["losses"]))
     result = {"skill": arguments.skill, "steps": arguments.steps, "repeats": arguments.repeats,
               "threads": arguments.threads, "summary": summary, "speedup": ratio, "memory_ratio": memory,
-              "max_loss_difference": losses[0], "target_speedup": TARGET_RATIO, "runs": runs}
+              "max_loss_difference": loss_difference, "target_speedup": TARGET_RATIO, "runs": runs}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"s2l vs plain Trainer: {ratio:.2f}x tokens/s (target {TARGET_RATIO}x), peak RSS x{memory:.2f}; "
-          f"largest per-step loss difference {losses[0]:.2e}; written to {RESULTS}")
+          f"largest per-step loss difference {loss_difference:.2e}; written to {RESULTS}")
     return 0
 
 

@@ -5,8 +5,7 @@ requests); locally they only bound what runs at once (--resources mem_mb=... gpu
 from __future__ import annotations
 
 import json
-from math import ceil
-from pathlib import Path
+from math import ceil, prod
 from typing import Any
 
 from s2l.model import resolve_source
@@ -33,15 +32,8 @@ def parameter_count(source: str) -> int:
             header = json.loads(stream.read(int.from_bytes(stream.read(8), "little")))
         for name, tensor in header.items():
             if name != "__metadata__":
-                total += _product(tensor["shape"])
+                total += prod(tensor["shape"])
     return total
-
-
-def _product(shape: list[int]) -> int:
-    result = 1
-    for size in shape:
-        result *= size
-    return result
 
 
 def model_job_resources(parameters: int, gpu: dict[str, Any], training: bool) -> dict[str, Any]:

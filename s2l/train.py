@@ -106,6 +106,15 @@ def load_base_for_training(model_dir: Path, precision: Precision):
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
 
 
+def lora_model(model_dir: Path, precision: Precision, lora: LoraSettings):
+    """The frozen base, held as ``precision`` says, with fresh trainable LoRA layers."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(load_base_for_training(model_dir, precision), LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+        task_type="CAUSAL_LM"))
+
+
 @dataclass
 class TrainingResult:
     precision: str
@@ -278,7 +287,6 @@ def train_adapter(
     that finds one there (a killed job rerun) continues from it, and a finished run removes them."""
     import shutil
 
-    from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorWithFlattening, TrainingArguments, set_seed
 
     from s2l.model import load_tokenizer
@@ -286,16 +294,7 @@ def train_adapter(
     set_seed(seed)
     precision = training_precision(training)
     tokenizer = load_tokenizer(model_dir)
-    model = get_peft_model(
-        load_base_for_training(model_dir, precision),
-        LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
-            task_type="CAUSAL_LM",
-        ),
-    )
+    model = lora_model(model_dir, precision, lora)
     trainable, total = model.get_nb_trainable_parameters()
     where.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     resume = last_checkpoint(where.checkpoint_dir)
