@@ -20,6 +20,7 @@ import yaml
 from skills_ref.validator import validate_metadata
 
 from s2l.errors import UserError
+from s2l.examples import read_demonstrations
 from s2l.schemas import SchemaError, validate
 
 SKILL_FILE = "SKILL.md"
@@ -27,13 +28,6 @@ EVALS_FILE = Path("evals") / "evals.json"
 SKILL_KEY_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 MAX_SKILL_KEY_LENGTH = 64
 _FRONTMATTER_FENCE = re.compile(r"^---[ \t]*$", re.MULTILINE)
-# Worked examples in a SKILL.md body: "Input: ..." then "Output: ..." (bold or not; Request/Response
-# and User/Assistant too), each part running to the next marker or heading.
-_EXAMPLE_MARKER = re.compile(
-    r"^[ \t]*(?:\*\*)?(?P<label>input|request|user|output|response|answer|assistant)(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*",
-    re.IGNORECASE | re.MULTILINE)
-_REQUEST_LABELS = ("input", "request", "user")
-_HEADING = re.compile(r"^#{1,6} ", re.MULTILINE)
 _BOM = "\ufeff"
 
 
@@ -60,7 +54,16 @@ class Skill:
     warnings: list[str] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
-    examples: list[dict[str, str]] = field(default_factory=list)
+    # The skill's demonstrations that pass its checks (s2l/examples.py): request (None when the skill
+    # shows only the answer), answer, line in SKILL.md and how it was shown; and what it marks as wrong.
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    counter_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def worked_pairs(self) -> list[dict[str, Any]]:
+        """The demonstrations that show their request: what a teacher can be shown as earlier turns and
+        a generator can imitate."""
+        return [example for example in self.examples if example["request"]]
 
     @property
     def identity(self) -> dict[str, str]:
@@ -101,6 +104,15 @@ def listed_files(folder: Path) -> list[str]:
         return []
 
 
+def has_skill_checks(folder: Path) -> bool:
+    """Whether evals.json holds skill-level checks, read leniently (the parse stage reports a malformed
+    evals.json): the plan keys a skill's generation on the judge only when it has none."""
+    try:
+        return bool(json.loads((folder / EVALS_FILE).read_text(encoding="utf-8")).get("checks"))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
+
+
 def skill_sha256(folder: Path) -> str:
     """Content hash of everything the pipeline reads from a skill: SKILL.md, evals.json and the files
     its cases list."""
@@ -111,29 +123,6 @@ def skill_sha256(folder: Path) -> str:
         digest.update(path.read_bytes() if path.is_file() else b"<absent>")
         digest.update(b"\0")
     return digest.hexdigest()
-
-
-def body_examples(body: str) -> list[dict[str, str]]:
-    """The worked examples a SKILL.md body shows, as ``{"request", "answer"}`` pairs.
-
-    They are the skill author's own demonstrations, not evaluation cases, so the teacher may see them
-    (s2l/synthetic.py uses only those that pass the skill's checks).
-    """
-    markers = list(_EXAMPLE_MARKER.finditer(body))
-    examples = []
-    for marker, following in zip(markers, markers[1:]):
-        if marker["label"].lower() not in _REQUEST_LABELS or following["label"].lower() in _REQUEST_LABELS:
-            continue
-        after = markers[markers.index(following) + 1].start() if following is not markers[-1] else len(body)
-        answer = body[following.end():after].strip()
-        # A heading ends the answer (the next section starts), unless the answer itself is headed
-        # Markdown, like a changelog entry: then only the next example or the body's end does.
-        heading = None if _HEADING.match(answer) else _HEADING.search(answer)
-        answer = answer[:heading.start()].strip() if heading else answer
-        request = body[marker.end():following.start()].strip()
-        if request and answer:
-            examples.append({"request": request, "answer": answer})
-    return examples
 
 
 def split_frontmatter(text: str, path: Path) -> tuple[str, str]:
@@ -239,6 +228,8 @@ def load_skill(folder: Path, strict: bool = False) -> Skill:
     checks, evals, eval_warnings = load_evals(folder)
 
     name = metadata.get("name")
+    demonstrations, counter_examples = read_demonstrations(body, checks, offset=text[: text.index(body)].count("\n")
+                                                           if body else 0)
     return Skill(
         key=key,
         path=str(path),
@@ -250,7 +241,8 @@ def load_skill(folder: Path, strict: bool = False) -> Skill:
         warnings=warnings + eval_warnings,
         checks=checks,
         evals=evals,
-        examples=body_examples(body),
+        examples=[example.to_json() for example in demonstrations],
+        counter_examples=[example.to_json() for example in counter_examples],
     )
 
 

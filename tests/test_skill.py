@@ -347,6 +347,10 @@ def test_non_string_field_names_are_an_error_not_a_crash(tmp_path: Path) -> None
 # --- worked examples in the body ----------------------------------------------------------------
 
 
+def pairs(skill) -> list[tuple[str | None, str]]:
+    return [(example["request"], example["answer"]) for example in skill.examples]
+
+
 @pytest.mark.parametrize("key", SHIPPED)
 def test_shipped_skills_show_worked_examples_that_pass_their_checks(key):
     skill = load_skill(SKILLS_DIR / key)
@@ -358,15 +362,20 @@ def test_shipped_skills_show_worked_examples_that_pass_their_checks(key):
 def test_examples_end_at_the_next_example_or_section(tmp_path):
     body = ("# Demo\n\n## Examples\n\nInput: first request\n\nOutput:\nfirst answer\nsecond line\n\n"
             "**Input:** second request\n**Output:** second answer\n\n## Notes\n\nNot part of an answer.\n")
-    skill = load_skill(write_skill(tmp_path, body=body))
-    assert skill.examples == [{"request": "first request", "answer": "first answer\nsecond line"},
-                              {"request": "second request", "answer": "second answer"}]
+    skill = load_skill(write_skill(tmp_path, body=body, evals=None))
+    assert pairs(skill) == [("first request", "first answer\nsecond line"), ("second request", "second answer")]
+    assert [example["line"] for example in skill.examples] == [9, 15]  # lines in SKILL.md, frontmatter counted
 
 
 def test_an_answer_that_is_headed_markdown_keeps_its_headings(tmp_path):
     body = "## Example\n\nInput: release 1.0\n\nOutput:\n## [1.0.0] - 2024-01-01\n\n### Added\n\n- Everything.\n"
-    skill = load_skill(write_skill(tmp_path, body=body))
-    assert skill.examples == [{"request": "release 1.0", "answer": "## [1.0.0] - 2024-01-01\n\n### Added\n\n- Everything."}]
+    skill = load_skill(write_skill(tmp_path, body=body, evals=None))
+    assert pairs(skill) == [("release 1.0", "## [1.0.0] - 2024-01-01\n\n### Added\n\n- Everything.")]
+
+
+def test_an_example_that_fails_the_skills_checks_is_no_example(tmp_path):
+    body = "## Examples\n\nInput: say it\n\nOutput: ok then\n\nInput: again\n\nOutput: fine\n"
+    assert pairs(load_skill(write_skill(tmp_path, body=body))) == [("say it", "ok then")]  # the check: contains "ok"
 
 
 def test_a_body_without_examples_has_none(tmp_path):
