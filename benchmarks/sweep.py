@@ -43,7 +43,7 @@ def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, s
     rows = []
     for key in skills:
         skill = load_skill(ROOT / "skills" / key)
-        requests, _ = generate_requests(skill, backend, generator, requests_per_skill, config["seed"])
+        requests = generate_requests(skill, backend, generator, requests_per_skill, config["seed"]).requests
         seeds = worked_examples(skill)
         for examples in shown:
             started = time.perf_counter()

@@ -32,7 +32,9 @@ def cmd_parse_skill(args: argparse.Namespace) -> None:
 
 
 def cmd_check_skill(args: argparse.Namespace) -> None:
-    if not stages.check_skills(args.folders, args.strict):
+    from s2l.config import load_config
+
+    if not stages.check_skills(args.folders, args.strict, load_config(args.configfile)):
         raise SystemExit(1)
 
 
@@ -178,9 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     stage("parse-skill", cmd_parse_skill, "parse and validate a skill; write it as JSON", "model", "out",
           stored=False)
     check = command("check-skill", cmd_check_skill,
-                    "validate skill folders and print their warnings; exit 1 if any failed")
+                    "validate skill folders and say what a build will make of each: worked examples found (with "
+                    "line numbers), counter-examples, the answers' form, checks, seed search and a verdict; "
+                    "exit 1 if any failed")
     check.add_argument("folders", type=Path, nargs="+", help="skill folders (each with a SKILL.md)")
     check.add_argument("--strict", action="store_true", help="treat spec deviations as errors")
+    check.add_argument("--configfile", type=Path, nargs="*", default=[],
+                       help="config files merged over config.yaml, as given to snakemake (worked examples wanted, "
+                            "seed search, judge)")
     adapters = command("check-adapter", cmd_check_adapter,
                        "check adapter folders against what vLLM's LoRA loader accepts; exit 1 if any fails")
     adapters.add_argument("adapters", type=Path, nargs="+", help="adapter folders (build/adapters/<skill>)")

@@ -49,7 +49,7 @@ def estimate(skill: Skill, generation: dict[str, Any]) -> dict[str, RoleEstimate
     answered = asked * generation["teacher_samples"]
     # Worked examples later drawn from accepted answers are about as long as the skill's own.
     teacher_prompt = approximate_tokens(teacher_conversation(
-        skill, "", skill.examples[: generation["teacher_examples"]])) + generator["max_new_tokens"]
+        skill, "", skill.worked_pairs[: generation["teacher_examples"]])) + generator["max_new_tokens"]
     return {
         "generator": RoleEstimate(first_round, generated, generated * generator_prompt,
                                   generated * generator["max_new_tokens"]),

@@ -2,10 +2,12 @@
 training records that keep the request and the teacher's answer but drop the skill text.
 
 The report also says what the teacher's rejection sampling did: the answers it tried, how many
-passed the skill's checks (the raw pass rate), and how many requests found no passing answer."""
+passed the skill's checks (the raw pass rate), and how many requests found no passing answer; how
+varied the training answers are (their shapes); and, when too few records survive, why."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from typing import Any
 
 from s2l.chat import supervised_ids
 from s2l.errors import UserError
+from s2l.form import answer_shape, shape_limits, skill_form
 from s2l.overlap import NearDuplicates, normalize, repeats_a_run, word_ngrams
 from s2l.schemas import SchemaError, validate
 from s2l.skill import Skill
@@ -43,6 +46,7 @@ class DatasetSettings:
     min_train_records: int = 16
     min_eval_records: int = 4
     copy_ngram_words: int = 12
+    max_shape_share: float = 0.5
 
 
 def rejection_reason(
@@ -63,7 +67,7 @@ def rejection_reason(
     if record["finish_reason"] != "stop":
         return "truncated_answer"
     if record.get("passed_checks") is False and record["teacher"].get("filter_by_checks"):
-        return "failed_checks"
+        return "failed_judge" if record["teacher"].get("judge") else "failed_checks"
     if evals.find(record["request"]):
         return "near_evals_prompt"
     request_key = normalize(record["request"])
@@ -90,8 +94,21 @@ def training_record(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def diversity(answers: list[str], opening: str = "") -> dict[str, Any]:
+    """How varied answers are: the count per answer shape (past the ``opening`` they all share), the
+    share of the largest, and the entropy of the shapes as a share of its maximum (1.0: every shape
+    equally often; 0.0: one shape)."""
+    shapes = Counter(answer_shape(answer, opening) for answer in answers)
+    total = sum(shapes.values())
+    entropy = -sum(n / total * math.log(n / total) for n in shapes.values()) if total else 0.0
+    return {"shapes": dict(shapes.most_common()), "distinct": len(shapes),
+            "largest_share": round(max(shapes.values()) / total, 4) if total else None,
+            "normalized_entropy": round(entropy / math.log(len(shapes)), 4) if len(shapes) > 1 else 0.0}
+
+
 def teacher_summary(records: list[dict[str, Any]], skill: Skill) -> dict[str, Any]:
-    """What rejection sampling did: budget, answers tried, raw pass rate, requests with no passing answer."""
+    """What rejection sampling did: budget, answers tried, raw pass rate, requests with no passing
+    answer, the seed search, and per check the answers that failed it."""
     teacher = records[0]["teacher"] if records else {}
     tried = sum(record.get("samples", 1) for record in records)
     passed = sum(record.get("passed_checks") is True for record in records)
@@ -99,7 +116,11 @@ def teacher_summary(records: list[dict[str, Any]], skill: Skill) -> dict[str, An
         "skill_checks": len(skill.checks),
         "filter_by_checks": bool(teacher.get("filter_by_checks")) and bool(skill.checks),
         "samples_per_request": teacher.get("samples"),
-        "worked_examples": teacher.get("examples"),
+        "examples_shown": teacher.get("examples"),
+        # The skill's own demonstrations the teacher could be shown (those with a request).
+        "skill_examples": len(skill.worked_pairs),
+        "seed_search": teacher.get("seed_search"),
+        "check_failures": teacher.get("check_failures", {}),
         "answers_tried": tried,
         "answers_passing_checks": passed,
         "raw_pass_rate": passed / tried if tried and skill.checks else None,
@@ -122,17 +143,29 @@ def build_dataset(
 
     skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
     evals = NearDuplicates([case["prompt"] for case in skill.evals])
+    opening = skill_form(skill).opening
     seen: set[str] = set()
-    kept: list[dict[str, Any]] = []
+    candidates: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
-    total = 0
     records = list(records)
     for record in records:
-        total += 1
         reason = rejection_reason(record, seen, skill_ngrams, evals, settings, token_count)
         if reason:
             dropped[reason] += 1
-            continue
+        else:
+            candidates.append(record)
+    # No one answer shape may take more than max_shape_share of the training answers: the latest of an
+    # over-represented shape go.
+    limits = shape_limits(Counter(answer_shape(r["answer"], opening) for r in candidates if r["split"] == "train"),
+                          settings.max_shape_share)
+    kept: list[dict[str, Any]] = []
+    for record in candidates:
+        shape = answer_shape(record["answer"], opening)
+        if record["split"] == "train":
+            if limits[shape] == 0:
+                dropped["over_shape_share"] += 1
+                continue
+            limits[shape] -= 1
         output = training_record(record)
         validate(output, DATASET_SCHEMA)
         kept.append(output)
@@ -140,22 +173,54 @@ def build_dataset(
     counts = {split: sum(r["split"] == split for r in kept) for split in SPLITS}
     report = {
         "skill": skill.identity,
-        "input_records": total,
+        "input_records": len(records),
         "kept": counts,
         "dropped": dict(sorted(dropped.items())),
         # Generated texts that never became a request (malformed JSON, cut off, near an evals.json prompt, ...).
         "generator_dropped": records[0]["generator"].get("requests_dropped", {}) if records else {},
+        "generator_rounds": records[0]["generator"].get("rounds", []) if records else [],
         "teacher": teacher_summary(records, skill),
+        "diversity": diversity([r["messages"][1]["content"] for r in kept if r["split"] == "train"], opening),
         "warnings": skill.warnings,
         "settings": settings.__dict__,
     }
     minimum = {"train": settings.min_train_records, "eval": settings.min_eval_records}
     short = [f"{counts[s]} {s} (need {minimum[s]})" for s in SPLITS if counts[s] < minimum[s]]
     if short:
-        reasons = ", ".join(f"{reason}={n}" for reason, n in report["dropped"].items()) or "none"
-        raise DatasetError(
-            f"too few valid records for skill {skill.key!r}: {', '.join(short)} of {total} "
-            f"synthetic records; dropped: {reasons}. Generate more examples (generation.*_examples), "
-            f"raise generation.teacher.max_new_tokens, or lower dataset.min_*_records."
-        )
+        raise DatasetError(f"too few valid records for skill {skill.key!r}: {', '.join(short)} of {len(records)} "
+                           f"synthetic records. " + " ".join(shortfall_causes(report, skill)))
     return kept, report
+
+
+def shortfall_causes(report: dict[str, Any], skill: Skill) -> list[str]:
+    """Why too few records survived, most telling first, each with the setting that would change it."""
+    teacher, dropped = report["teacher"], report["dropped"]
+    causes = []
+    search = teacher.get("seed_search")
+    if search and search["found"] < search["needed"]:
+        causes.append(
+            f"SKILL.md shows {teacher['skill_examples']} worked example(s) the checks accept, and the seed search "
+            f"found {search['found']} of the {search['needed']} missing within its budget ({search['answers_tried']} "
+            f"answers to {search['requests']} requests in {search['rounds']} rounds): show worked examples in SKILL.md "
+            f"(a request and its answer), or raise generation.seed_search.rounds.")
+    if dropped.get("failed_checks") and teacher.get("check_failures"):
+        worst, count = max(teacher["check_failures"].items(), key=lambda item: item[1])
+        causes.append(
+            f"The teacher's answers passed the skill's checks {teacher['answers_passing_checks']} of "
+            f"{teacher['answers_tried']} times ({dropped['failed_checks']} requests never passed); the check failed "
+            f"most often: {worst!r} ({count} answers). Check that evals.json's checks ask what SKILL.md asks, or raise "
+            f"generation.teacher_samples.")
+    generated = sum(round_["asked"] for round_ in report.get("generator_rounds", []))
+    if report["generator_dropped"] and generated:
+        kept = sum(round_["kept"] for round_ in report["generator_rounds"])
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(report["generator_dropped"].items()))
+        causes.append(f"The generator's texts became requests {kept} of {generated} times (dropped: {reasons}): "
+                      f"show example requests in SKILL.md, or raise generation.generator.max_new_tokens if they are "
+                      f"cut off.")
+    other = {reason: n for reason, n in dropped.items() if reason != "failed_checks"}
+    if other:
+        causes.append("Records dropped: " + ", ".join(f"{reason} {n}" for reason, n in sorted(other.items())) +
+                      " (truncated_answer: raise generation.teacher.max_new_tokens; over_shape_share: raise "
+                      "dataset.max_shape_share).")
+    causes.append("Or generate more (generation.*_examples), or lower dataset.min_*_records.")
+    return causes

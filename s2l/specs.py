@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from s2l.config import ROLE_PATHS
+from s2l.skill import has_skill_checks
 
 # Bump a stage's version when its code changes what it produces; that reruns it for every skill.
-STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 1, "synthesize": 2, "dataset": 1, "train": 2,
+STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 2, "synthesize": 3, "dataset": 2, "train": 2,
                   "evaluate": 3, "train_shared": 2, "evaluate_controls": 1, "benchmark": 3, "merge": 1}
 SKILL_STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 # Stages whose outputs a stage reads: their plan keys are part of its plan key, their output bytes
@@ -52,12 +53,13 @@ BUILD_STAGES = ("prepare_model", "train_shared")  # one per build, not per skill
 EVAL_KEYS = ("eval.max_new_tokens", "eval.batch_size", "eval.samples", "eval.temperature", "eval.top_p",
              "eval.judge", "seed")
 SPECS_DIR = Path("build/specs")
+JUDGE_KEYS = ("eval.judge",)
 # Config keys that shape a stage's output (in its key) ...
 STAGE_CONFIG_KEYS = {
     "prepare_model": ("base_model",),
     "parse_skill": (),
-    "synthesize": ("generation", "seed", "dataset.copy_ngram_words"),
-    "dataset": ("dataset.max_seq_len", "dataset.copy_ngram_words"),
+    "synthesize": ("generation", "seed", "dataset.copy_ngram_words", "dataset.max_shape_share"),
+    "dataset": ("dataset.max_seq_len", "dataset.copy_ngram_words", "dataset.max_shape_share"),
     "train": ("lora", "training", "seed"),
     "evaluate": EVAL_KEYS,
     "train_shared": ("lora", "training", "seed"),
@@ -95,11 +97,13 @@ def config_slice(config: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[s
     return sliced
 
 
-def stage_spec(stage: str, config: dict[str, Any], skill: str | None = None) -> dict[str, Any]:
+def stage_spec(stage: str, config: dict[str, Any], skill: str | None = None, also: tuple[str, ...] = ()
+               ) -> dict[str, Any]:
+    """A stage's spec: its version and the config keys that shape it (and ``also`` these)."""
     spec: dict[str, Any] = {
         "stage": stage,
         "version": STAGE_VERSIONS[stage],
-        "config": copy.deepcopy(config_slice(config, STAGE_CONFIG_KEYS[stage])),
+        "config": copy.deepcopy(config_slice(config, STAGE_CONFIG_KEYS[stage] + also)),
     }
     connections = {}
     for name, dotted in ROLE_PATHS.items():
@@ -151,7 +155,9 @@ def plan_specs(
     for skill, (folder, sha256) in skills.items():
         own = keys[skill] = {"prepare_model": model["key"]}
         for stage in SKILL_STAGES:
-            spec = stage_spec(stage, config, skill)
+            # The judge grades the teacher's answers only for a skill without checks: only its key holds it.
+            judged = stage == "synthesize" and not has_skill_checks(folder)
+            spec = stage_spec(stage, config, skill, JUDGE_KEYS if judged else ())
             spec["upstream"] = {name: own[name] for name in UPSTREAM[stage]}
             if stage == "parse_skill":
                 spec["skill"]["sha256"] = sha256

@@ -116,8 +116,11 @@ def parse_skill(run: StageRun, model: Path, out: Path) -> None:
     run_stage(run, build)
 
 
-def check_skills(folders: list[Path], strict: bool) -> bool:
-    """Validate every folder, printing one line each; True when all of them passed."""
+def check_skills(folders: list[Path], strict: bool, config: dict[str, Any]) -> bool:
+    """Validate every folder and say what a build will make of it (s2l/readiness.py); True when all of
+    them passed."""
+    from s2l.readiness import readiness
+
     passed = True
     for folder in folders:
         try:
@@ -127,7 +130,11 @@ def check_skills(folders: list[Path], strict: bool) -> bool:
             passed = False
             continue
         report_warnings(skill.key, skill.warnings)
+        lines, verdict = readiness(skill, config["generation"], config["eval"]["judge"])
         print(f"ok: {folder} ({len(skill.evals)} evals, {len(skill.warnings)} warnings)")
+        for line in lines:
+            print(f"  {line}")
+        print(f"  {verdict}")
     return passed
 
 
@@ -172,16 +179,39 @@ def role_backends(spec: dict[str, Any], model: Path, cache_dir: Path) -> dict[st
     return backends
 
 
+def synthesis_judge(spec: dict[str, Any], roles: dict[str, tuple[Any, Any]], model: Path, cache_dir: Path):
+    """The judge that grades the teacher's answers, where the plan gave this skill's generation one (a
+    skill without checks, with ``eval.judge`` set); a local judge shares the roles' loaded model."""
+    if not spec["config"].get("eval", {}).get("judge"):
+        return None
+    from s2l.generation import LocalBackend
+
+    local = next((backend for backend, _ in roles.values() if isinstance(backend, LocalBackend)), None)
+    if local is not None:
+        return judge_for(spec, local.model, local.tokenizer, model, cache_dir)
+    if spec["config"]["eval"]["judge"]["backend"] == "local":
+        from s2l.model import load_model, load_tokenizer
+
+        return judge_for(spec, load_model(model), load_tokenizer(model), model, cache_dir)
+    return judge_for(spec, None, None, model, cache_dir)
+
+
 def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_file: Path, threads: int) -> None:
     def build(spec: dict[str, Any]) -> None:
-        from s2l.synthetic import TeacherSettings
+        from s2l.synthetic import SeedSearch, TeacherSettings
         from s2l.synthetic import synthesize as synthesize_records
 
         set_threads(threads)
         settings = spec["config"]
         generation, seed = settings["generation"], settings["seed"]
         skill = read_parsed_skill(skill_file)
-        roles = role_backends(spec, model, run.cache_dir or DEFAULT_CACHE_DIR)
+        cache_dir = run.cache_dir or DEFAULT_CACHE_DIR
+        roles = role_backends(spec, model, cache_dir)
+        judge = synthesis_judge(spec, roles, model, cache_dir)
+        if not skill.checks and judge is None:
+            print(f"warning: skill {skill.key}: no machine checks in evals/evals.json and no judge (eval.judge): the "
+                  f"teacher's answers are kept unfiltered. Add checks to evals/evals.json, or configure eval.judge, "
+                  f"to keep only answers that follow the skill", file=sys.stderr)
         records = synthesize_records(
             skill,
             generator=roles["generator"],
@@ -190,11 +220,18 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_fi
             eval_examples=generation["eval_examples"],
             seed=seed,
             settings=TeacherSettings(generation["teacher_examples"], generation["teacher_samples"],
-                                     generation["filter_by_checks"], settings["dataset"]["copy_ngram_words"]),
+                                     generation["filter_by_checks"], settings["dataset"]["copy_ngram_words"],
+                                     settings["dataset"]["max_shape_share"]),
+            search=SeedSearch(**{**generation["seed_search"],
+                                 "temperatures": tuple(generation["seed_search"]["temperatures"])}),
+            judge=judge,
         )
         count = write_jsonl(out, records)
         usage = {name: {"backend": role.backend, "model": role.model, **backend.usage.summary(role_price(spec, name))}
                  for name, (backend, role) in roles.items()}
+        if judge is not None:
+            usage["judge"] = {"backend": judge.backend_name, "model": judge.backend.model_id,
+                              **judge.backend.usage.summary(judge.price)}
         write_json(usage_file, usage)
         print(f"{skill.key}: wrote {count} synthetic records to {out}; "
               + "; ".join(f"{name}: {u['sent']} requests sent, {u['cache_hits']} from the request cache"
@@ -291,7 +328,9 @@ def judge_for(spec: dict[str, Any], model, tokenizer, model_dir: Path, cache_dir
         backend = endpoint_backend("judge", settings, spec, cache_dir)
     else:
         model_id = base_model_provenance(model_dir)["model_id"]
-        backend = LocalBackend(model, tokenizer, model_id, spec["config"]["eval"]["batch_size"])
+        # In an evaluation the eval batch size; grading the teacher's answers, the generation batch size.
+        batch_size = spec["config"]["eval"].get("batch_size") or spec["config"]["generation"]["batch_size"]
+        backend = LocalBackend(model, tokenizer, model_id, batch_size)
     return Judge(backend, Sampling(settings["temperature"], settings["top_p"], settings["max_new_tokens"]),
                  settings["backend"], role_price(spec, "judge"))
 

@@ -8,6 +8,13 @@ What the teacher may see is the skill and what the build made for training: the 
 the SKILL.md body and answers it accepted earlier for other training requests. Never an evals.json
 case or a held-out request: nothing the evaluation scores reaches the teacher, the generator or the
 training data, and a generated request that nearly repeats an evals.json prompt is dropped.
+
+A skill that shows fewer worked examples than the teacher is to see gets them by search first, as
+DSPy's BootstrapFewShot and STaR do (``seed_search``): rounds of new requests, several answers to
+each at a rising temperature, until enough pass the skill's checks; those answers are the teacher's
+examples, their requests the generator's. The examples a round shows are chosen for variety, and no
+one answer shape may take more than ``max_shape_share`` of the training answers, so the data does not
+collapse onto the shape of one example.
 """
 
 from __future__ import annotations
@@ -18,14 +25,16 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from s2l.chat import Message, json_answer, prompt_ids
 from s2l.checks import failed_checks
 from s2l.errors import UserError
-from s2l.form import Form
+from s2l.form import PARAGRAPH_BREAK, Form, answer_shape, skill_form
+from s2l.examples import EXAMPLE_HEADING
 from s2l.generation import Backend, Completion, Sampling
+from s2l.judge import Judge
 from s2l.overlap import NearDuplicates, repeats_a_run, word_ngrams
 from s2l.skill import Skill
 
@@ -37,6 +46,9 @@ GENERATOR_SYSTEM = (
 STRUCTURED = " Answer with a JSON object whose one key, \"request\", holds the input."
 REQUEST_SCHEMA = {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"],
                   "additionalProperties": False}
+# With no example request to imitate, the generator is asked for the task the description names.
+TASK_REQUEST = ("Ask an AI coding assistant to {task}, for {area}. Give the concrete details it needs in one or "
+                "two sentences, as a developer would write them. Write only the request.")
 NEXT_REQUEST = "Write one new input."
 NEXT_REQUEST_ABOUT = "Write one new input, about {area}."
 # Every prompt in a round shares one few-shot prefix (computed once, see PrefixCache); the short
@@ -51,6 +63,10 @@ MAX_ROUNDS = 6
 # Each round asks for this many times the requests still missing: some come back duplicated, cut off or empty.
 REQUEST_SURPLUS = 1.5
 MIN_REQUEST_CHARS = 16
+# A generated "request" that opens the way an assistant answers is no request.
+ASSISTANT_CHATTER = re.compile(
+    r"^(?:sure|certainly|of course|absolutely|great|hello|hi|hey|here(?:'s| is| are)|as an ai|i(?:'m| am) (?:ready|here|"
+    r"happy|glad|an ai)|i(?:'d| would) (?:be happy|love)|what can i|how can i (?:help|assist))\b", re.IGNORECASE)
 SKILL_EXAMPLE = "skill-example-"  # id prefix of the SKILL.md body's own worked examples
 
 
@@ -85,6 +101,25 @@ class TeacherSettings:
     # An answer sharing this many consecutive words with SKILL.md repeats a worked example instead of
     # answering its own request: never acceptable (the dataset stage drops such answers too).
     copy_ngram_words: int = 12
+    # No one answer shape (s2l/form.py: answer_shape) may take more than this share of the training answers.
+    max_shape_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class SeedSearch:
+    """The seed phase (``generation.seed_search``), for a skill that shows fewer worked examples than
+    ``TeacherSettings.examples``: each round asks for ``requests`` new requests and ``samples``
+    answers to each, at the round's temperature, until enough answers pass the skill's checks or the
+    rounds are spent (a budget of requests x samples x rounds answers)."""
+
+    requests: int = 8
+    samples: int = 4
+    rounds: int = 4
+    temperatures: tuple[float, ...] = (0.7, 0.9, 1.1, 1.3)
+
+    @property
+    def budget(self) -> int:
+        return self.requests * self.samples * self.rounds
 
 
 @dataclass(frozen=True)
@@ -95,12 +130,13 @@ class Answer:
     samples: int  # answers tried
     passed: bool | None  # the kept answer passes the skill's checks (None: the skill has none)
     shown: tuple[str, ...]  # ids of the worked examples the teacher saw for it
+    verdicts: list[bool | None] | None = None  # the judge's, per rule of the skill (a skill without checks)
 
 
 def worked_examples(skill: Skill) -> list[dict[str, str]]:
     """The skill's own worked examples that pass its checks, with ids: what the teacher starts from."""
     return [{"id": f"{SKILL_EXAMPLE}{number}", **example} for number, example in enumerate(skill.examples)
-            if not failed_checks(skill.checks, example["answer"])]
+            if example["request"] and not failed_checks(skill.checks, example["answer"])]
 
 
 def teacher_conversation(skill: Skill, request: str, examples: list[dict[str, str]] = ()) -> list[Message]:
@@ -116,7 +152,7 @@ def teacher_conversation(skill: Skill, request: str, examples: list[dict[str, st
 def teacher_prompt_tokens(skill: Skill, tokenizer, examples: int = TeacherSettings.examples) -> int:
     """Tokens of the teacher's prompt before the request (the skill and its own worked examples):
     what a skill costs the context window."""
-    return len(prompt_ids(tokenizer, teacher_conversation(skill, "", skill.examples[:examples])))
+    return len(prompt_ids(tokenizer, teacher_conversation(skill, "", skill.worked_pairs[:examples])))
 
 
 def clean_request(text: str) -> str:
@@ -132,46 +168,77 @@ def structured_request(text: str) -> str | None:
     return request if isinstance(request, str) else None
 
 
-def generator_prefix(skill: Skill, structured: bool = False) -> list[Message]:
-    """The skill's own example requests as earlier turns: a 135M model stays on task far better
-    with them than with a description alone (as JSON when requests are asked for as JSON).
-    evals.json prompts are never shown."""
+def task_phrase(description: str) -> str:
+    """The task a skill's description names, as an imperative for a request: "Writes a git commit
+    message ..." gives "write a git commit message ...". The description's first sentence; a
+    description that does not open with a verb in the third person is taken as the topic."""
+    first = re.split(r"(?<=[.!?])\s", description.strip(), maxsplit=1)[0].rstrip(".!? ")
+    verb, _, rest = first.partition(" ")
+    if re.fullmatch(r"[A-Z][a-z]+s", verb) and not verb.endswith("ss"):
+        stem = verb[:-3] + "y" if verb.endswith("ies") else verb[:-2] if re.search(r"(?:ch|sh|x|ss|z)es$", verb) \
+            else verb[:-1]
+        return f"{stem.lower()} {rest}".strip()
+    return f"help with this: {first}"
+
+
+def generator_prefix(skill: Skill, structured: bool = False, examples: list[str] | None = None) -> list[Message]:
+    """The requests to imitate as earlier turns (the skill's own example requests unless given): a 135M
+    model stays on task far better with them than with a description alone (as JSON when requests
+    are asked for as JSON). evals.json prompts are never shown."""
     system = GENERATOR_SYSTEM.format(description=skill.description) + (STRUCTURED if structured else "")
     messages = [{"role": "system", "content": system}]
-    for example in skill.examples:
-        answer = json.dumps({"request": example["request"]}) if structured else example["request"]
+    requests = [example["request"] for example in skill.worked_pairs] if examples is None else examples
+    for request in requests:
+        answer = json.dumps({"request": request}) if structured else request
         messages += [{"role": "user", "content": NEXT_REQUEST}, {"role": "assistant", "content": answer}]
     return messages
 
 
-def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, seed: int) -> tuple[list[str], Counter]:
-    """Up to ``count`` distinct requests, none a near-duplicate of another, of an evals.json prompt or
-    of the skill's own examples; and the count of generated texts dropped, per reason. Each round
-    asks again for what is still missing (a malformed structured answer among it), up to
-    ``MAX_ROUNDS`` rounds."""
+@dataclass(frozen=True)
+class GeneratedRequests:
+    """What the generator wrote: the requests kept, the texts dropped per reason, and per round the
+    texts asked for and the requests kept (its yield)."""
+
+    requests: list[str]
+    dropped: Counter
+    rounds: list[dict[str, int]]
+
+
+def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, seed: int,
+                      examples: list[str] | None = None, avoid: list[str] = ()) -> GeneratedRequests:
+    """Up to ``count`` distinct requests, none a near-duplicate of another, of an evals.json prompt, of
+    ``examples`` (the requests to imitate; the skill's own by default) or of ``avoid``. Each round asks
+    again for what is still missing (a malformed structured answer among it), up to ``MAX_ROUNDS``
+    rounds. With no request to imitate, each is asked for as the task the skill's description names."""
+    examples = [example["request"] for example in skill.worked_pairs] if examples is None else examples
     evals = NearDuplicates([case["prompt"] for case in skill.evals])
-    kept = NearDuplicates([example["request"] for example in skill.examples])
+    kept = NearDuplicates([*examples, *avoid])
     requests: list[str] = []
     dropped: Counter[str] = Counter()
-    prefix = generator_prefix(skill, role.structured)
-    # A JSON answer has no form to open or end with.
-    form = Form() if role.structured else Form.shared_by([example["request"] for example in skill.examples])
+    rounds: list[dict[str, int]] = []
+    prefix = generator_prefix(skill, role.structured, examples)
+    ask = NEXT_REQUEST_ABOUT if examples else TASK_REQUEST
+    task = task_phrase(skill.description)
+    # A JSON answer has no form to open or end with; one-paragraph requests end at the paragraph.
+    form = Form() if role.structured else Form.shared_by(examples) if examples else Form(ending=PARAGRAPH_BREAK)
     for round_number in range(MAX_ROUNDS):
         missing = count - len(requests)
         if missing <= 0:
             break
         rng = random.Random(f"{seed}-{round_number}")
-        conversations = [prefix + [{"role": "user", "content": NEXT_REQUEST_ABOUT.format(area=rng.choice(AREAS))}]
+        conversations = [prefix + [{"role": "user", "content": ask.format(area=rng.choice(AREAS), task=task)}]
                          for _ in range(math.ceil(missing * REQUEST_SURPLUS))]
         completions = backend.complete(conversations, role.sampling, seed + 1000 * round_number,
                                        desc=f"{skill.key}: requests", answer_start=form.opening,
                                        stop=form.ending, json_schema=REQUEST_SCHEMA if role.structured else None)
+        before = len(requests)
         for completion in map(form.complete, completions):
             parsed = structured_request(completion.text) if role.structured else completion.text
             request = clean_request(parsed or "")
             reason = ("cut_off" if completion.finish_reason != "stop" else
                       "malformed" if parsed is None else
                       "too_short" if len(request) < MIN_REQUEST_CHARS else
+                      "assistant_chatter" if ASSISTANT_CHATTER.match(request) else
                       "near_evals_prompt" if evals.find(request) else
                       "near_duplicate" if kept.find(request) else None)
             if reason:
@@ -179,7 +246,88 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
             else:
                 kept.add(request)
                 requests.append(request)
-    return requests[:count], dropped
+        rounds.append({"asked": len(conversations), "kept": len(requests) - before})
+    return GeneratedRequests(requests[:count], dropped, rounds)
+
+
+def choose_examples(pool: list[dict[str, Any]], count: int, rng: random.Random, opening: str = ""
+                    ) -> list[dict[str, Any]]:
+    """``count`` examples from ``pool``, drawn at random but one of each answer shape (past the
+    ``opening`` all answers share) before any shape twice: shown three ``feat(api)!:`` commits, a
+    small teacher writes nothing else."""
+    order = rng.sample(pool, len(pool))
+    chosen: list[dict[str, Any]] = []
+    shapes: set[str] = set()
+    for example in order:
+        shape = answer_shape(example["answer"], opening)
+        if shape not in shapes:
+            chosen.append(example)
+            shapes.add(shape)
+    chosen += [example for example in order if example not in chosen]
+    return chosen[:count]
+
+
+def shape_limit(share: float, answers: int) -> int:
+    """How many of ``answers`` training answers one answer shape may take (at least one)."""
+    return max(1, math.floor(share * answers))
+
+
+def skill_rules(skill: Skill, limit: int = 8) -> list[str]:
+    """What a judge holds a teacher answer to: the rules the skill lists (its bullet points outside any
+    example section), or, when it lists none, its description."""
+    rules, in_examples = [], False
+    for line in skill.body.split("\n"):
+        heading = re.match(r"#{1,6}\s+(.*)", line)
+        if heading:
+            in_examples = bool(EXAMPLE_HEADING.search(heading.group(1)))
+        bullet = re.match(r"[-*+]\s+(.{12,})", line.strip())
+        if bullet and not in_examples:
+            rules.append(bullet.group(1).strip())
+    return rules[:limit] or [f"The answer does what the skill describes: {skill.description}"]
+
+
+class Grader:
+    """Whether a teacher answer is acceptable: it ended its turn, repeats no run of the skill text, and
+    (when filtering) passes every skill-level check, or, for a skill without checks, the judge's
+    verdict on each of the skill's rules; ``passed`` is None when nothing can grade it."""
+
+    def __init__(self, skill: Skill, settings: TeacherSettings, judge: Judge | None = None, seed: int = 0) -> None:
+        self.skill = skill
+        self.settings = settings
+        self.judge = None if skill.checks else judge
+        self.rules = skill_rules(skill) if self.judge else []
+        self.seed = seed
+        self.skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
+        self.failures: Counter[str] = Counter()  # per check (or judged rule), the answers that failed it
+
+    @property
+    def grades(self) -> bool:
+        return self.settings.filter_by_checks and (bool(self.skill.checks) or self.judge is not None)
+
+    def grade(self, requests: list[str], completions: list[Completion]) -> list[tuple[bool | None, list | None]]:
+        """(passed, the judge's verdicts or None) per answer."""
+        if self.skill.checks:
+            results = []
+            for completion in completions:
+                failed = failed_checks(self.skill.checks, completion.text)
+                self.failures.update(failed)
+                results.append((completion.finish_reason == "stop" and not failed, None))
+            return results
+        if self.judge is None:
+            return [(None, None)] * len(completions)
+        ended = [index for index, completion in enumerate(completions) if completion.finish_reason == "stop"]
+        verdicts = self.judge.grade([(requests[i], completions[i].text, self.rules) for i in ended], self.seed)
+        results: list[tuple[bool | None, list | None]] = [(False, None)] * len(completions)
+        for index, verdict in zip(ended, verdicts):
+            self.failures.update(f"judge: {rule}" for rule, passed in zip(self.rules, verdict) if passed is not True)
+            # An ungraded rule (a reply that was not one verdict per rule) is not a pass.
+            results[index] = (all(passed is True for passed in verdict), verdict)
+        return results
+
+    def acceptable(self, answer: Answer) -> bool:
+        ended = answer.completion.finish_reason == "stop"
+        copied = repeats_a_run(answer.completion.text, self.skill_ngrams, self.settings.copy_ngram_words)
+        return ended and not copied and (answer.passed is not False or not self.settings.filter_by_checks)
 
 
 def answer_requests(
@@ -193,20 +341,19 @@ def answer_requests(
     shown: list[dict[str, str]],
     learn: bool,
     desc: str,
+    grader: Grader | None = None,
 ) -> list[Answer]:
     """Rejection sampling: each request gets up to ``settings.samples`` answers and keeps the first
-    that ends its turn, does not copy the skill text and passes every skill-level check (with
-    filtering off, the first that ends its turn without copying). Each round shows the teacher
-    ``settings.examples`` worked examples from ``shown``; with ``learn``, answers accepted in a
-    round join ``shown`` for the next (training requests only: a held-out answer must never teach
-    the teacher)."""
-    skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
-    form = Form.shared_by([example["answer"] for example in worked_examples(skill)])
-
-    def acceptable(answer: Answer) -> bool:
-        ended = answer.completion.finish_reason == "stop"
-        copied = repeats_a_run(answer.completion.text, skill_ngrams, settings.copy_ngram_words)
-        return ended and not copied and (answer.passed is not False or not settings.filter_by_checks)
+    that the grader accepts (ends its turn, does not copy the skill text, passes every skill-level
+    check; with filtering off, the first that ends its turn without copying). Each round shows the
+    teacher ``settings.examples`` worked examples from ``shown``, chosen for variety; with ``learn``,
+    answers accepted in a round join ``shown`` for the next (training requests only: a held-out
+    answer must never teach the teacher), and no answer shape may take more than
+    ``settings.max_shape_share`` of the answers: one over it is tried again."""
+    grader = grader or Grader(skill, settings)
+    form = skill_form(skill)
+    limit = shape_limit(settings.max_shape_share, len(requests)) if learn else len(requests)
+    shapes: Counter[str] = Counter()
 
     kept: list[Answer | None] = [None] * len(requests)
     tries = [0] * len(requests)
@@ -216,7 +363,7 @@ def answer_requests(
             break
         rng = random.Random(f"{seed}-{desc}-{attempt}")
         # One set of examples per round: the whole round shares one prompt prefix, computed once.
-        examples = rng.sample(shown, min(settings.examples, len(shown)))
+        examples = choose_examples(shown, settings.examples, rng, form.opening)
         completions = backend.complete(
             [teacher_conversation(skill, requests[i], examples) for i in pending],
             role.sampling,
@@ -225,19 +372,77 @@ def answer_requests(
             answer_start=form.opening,
             stop=form.ending,
         )
-        for index, completion in zip(pending, map(form.complete, completions)):
+        accepted = set()
+        completions = list(map(form.complete, completions))
+        grades = grader.grade([requests[i] for i in pending], completions)
+        for index, completion, (passed, verdicts) in zip(pending, completions, grades):
             tries[index] += 1
-            passed = None if not skill.checks else (
-                completion.finish_reason == "stop" and not failed_checks(skill.checks, completion.text))
-            answer = Answer(completion, tries[index], passed, tuple(example["id"] for example in examples))
-            # Keep an acceptable answer; until there is one, the latest that at least ended its turn.
-            if acceptable(answer) or kept[index] is None or kept[index].completion.finish_reason == "length":
+            answer = Answer(completion, tries[index], passed, tuple(example["id"] for example in examples), verdicts)
+            shape = answer_shape(completion.text, form.opening)
+            if grader.acceptable(answer) and shapes[shape] < limit:
                 kept[index] = answer
-            if learn and acceptable(answer) and passed:
-                shown = shown + [{"id": ids[index], "request": requests[index], "answer": completion.text}]
-        pending = [i for i in pending if not acceptable(kept[i])]
-    return [Answer(answer.completion, tries[i], answer.passed, answer.shown)  # type: ignore[union-attr]
-            for i, answer in enumerate(kept)]
+                accepted.add(index)
+                shapes[shape] += 1
+                if learn and answer.passed:
+                    shown = shown + [{"id": ids[index], "request": requests[index], "answer": completion.text}]
+            elif kept[index] is None or kept[index].completion.finish_reason == "length":
+                # Until an answer is accepted, keep the latest that at least ended its turn.
+                kept[index] = answer
+        pending = [index for index in pending if index not in accepted]
+    return [replace(answer, samples=tries[i]) for i, answer in enumerate(kept)]  # type: ignore[arg-type]
+
+
+def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Backend, Role], needed: int,
+                shown: list[dict[str, Any]], seed: int, settings: TeacherSettings, search: SeedSearch,
+                grader: Grader) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Worked examples found by search for a skill that shows too few: each round the generator writes
+    new requests (imitating those of the examples found so far), the teacher answers each
+    ``search.samples`` times at the round's temperature, shown the examples found so far, and the
+    first acceptable answer to a request is a seed. Stops once ``needed`` seeds are found or the
+    rounds are spent. Returns the seeds (request, answer, tries, the examples shown) and what the
+    search did."""
+    generator_backend, generator_role = generator
+    teacher_backend, teacher_role = teacher
+    form = skill_form(skill)
+    seeds: list[dict[str, Any]] = []
+    report = {"needed": needed, "found": 0, "rounds": 0, "requests": 0, "answers_tried": 0, "budget": search.budget,
+              "temperatures": list(search.temperatures), "requests_dropped": {}}
+    dropped: Counter[str] = Counter()
+    for round_number in range(search.rounds):
+        if len(seeds) >= needed:
+            break
+        pool = shown + seeds
+        generated = generate_requests(skill, generator_backend, generator_role, search.requests,
+                                      seed + 104729 * (round_number + 1),
+                                      examples=[example["request"] for example in pool] or None,
+                                      avoid=[example["request"] for example in seeds])
+        dropped.update(generated.dropped)
+        requests = generated.requests
+        temperature = search.temperatures[round_number % len(search.temperatures)]
+        examples = choose_examples(pool, settings.examples, random.Random(f"{seed}-seeds-{round_number}"),
+                                   form.opening)
+        completions = teacher_backend.complete(
+            [teacher_conversation(skill, request, examples) for request in requests for _ in range(search.samples)],
+            replace(teacher_role.sampling, temperature=temperature), seed + 7919 * (round_number + 101),
+            desc=f"{skill.key}: seed search (round {round_number + 1}, temperature {temperature})",
+            answer_start=form.opening, stop=form.ending)
+        report["rounds"] += 1
+        report["requests"] += len(requests)
+        report["answers_tried"] += len(completions)
+        completions = list(map(form.complete, completions))
+        grades = grader.grade([request for request in requests for _ in range(search.samples)], completions)
+        for number, request in enumerate(requests):
+            tried = zip(completions[number * search.samples:(number + 1) * search.samples],
+                        grades[number * search.samples:(number + 1) * search.samples])
+            for tries, (completion, (passed, verdicts)) in enumerate(tried, 1):
+                answer = Answer(completion, tries, passed, tuple(example["id"] for example in examples), verdicts)
+                if answer.passed and grader.acceptable(answer):
+                    seeds.append({"id": f"{skill.key}-seed-{len(seeds):02d}", "request": request,
+                                  "answer": completion.text, "kept": answer})
+                    break
+    report["found"] = len(seeds)
+    report["requests_dropped"] = dict(sorted(dropped.items()))
+    return seeds, report
 
 
 def synthesize(
@@ -248,41 +453,65 @@ def synthesize(
     eval_examples: int,
     seed: int,
     settings: TeacherSettings = TeacherSettings(),
+    search: SeedSearch = SeedSearch(),
+    judge: Judge | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one record per request: train split first, then the disjoint eval split."""
+    """Yield one record per request: the seeds a seed search found (training records), the rest of the
+    train split, then the disjoint eval split. ``judge`` grades the answers of a skill without checks."""
     generator_backend, generator_role = generator
     teacher_backend, teacher_role = teacher
-    asked = train_examples + eval_examples
-    requests, dropped = generate_requests(skill, generator_backend, generator_role, asked, seed)
-    if not requests:
+    grader = Grader(skill, settings, judge, seed)
+    shown = worked_examples(skill)
+    seeds: list[dict[str, Any]] = []
+    search_report = None
+    if len(shown) < settings.examples and grader.grades and search.rounds:
+        seeds, search_report = seed_search(skill, generator, teacher, settings.examples - len(shown), shown, seed,
+                                           settings, search, grader)
+        seeds = seeds[:train_examples]
+    asked = train_examples + eval_examples - len(seeds)
+    seed_requests = [example["request"] for example in seeds]
+    generated = generate_requests(skill, generator_backend, generator_role, asked, seed,
+                                  examples=[example["request"] for example in shown + seeds] or None,
+                                  avoid=seed_requests)
+    requests = generated.requests
+    if not requests and not seeds:
         raise SynthesisError(
             f"skill {skill.key!r}: the generator wrote no usable request ({asked} asked, in {MAX_ROUNDS} rounds; "
-            f"dropped: {dict(dropped) or 'none'}; a request must end within generation.generator.max_new_tokens="
-            f"{generator_role.max_new_tokens} tokens, hold at least {MIN_REQUEST_CHARS} characters and not nearly "
-            f"repeat another request or an evals.json prompt)")
+            f"dropped: {dict(generated.dropped) or 'none'}; a request must end within generation.generator."
+            f"max_new_tokens={generator_role.max_new_tokens} tokens, hold at least {MIN_REQUEST_CHARS} characters "
+            f"and not nearly repeat another request or an evals.json prompt)")
     # If the generator fell short, both splits shrink in proportion.
-    train_count = min(train_examples, round(len(requests) * train_examples / asked))
+    train_count = min(train_examples - len(seeds), round(len(requests) * (train_examples - len(seeds)) / asked))
     ids = [f"{skill.key}-{index:04d}" for index in range(len(requests))]
-    seeds = worked_examples(skill)
+    shown = shown + [{key: example[key] for key in ("id", "request", "answer")} for example in seeds]
     answers = answer_requests(skill, requests[:train_count], ids[:train_count], teacher_backend, teacher_role,
-                              settings, seed, seeds, learn=True, desc="answers")
-    shown = seeds + [{"id": ids[index], "request": requests[index], "answer": answer.completion.text}
+                              settings, seed, shown, learn=True, desc="answers", grader=grader)
+    shown = shown + [{"id": ids[index], "request": requests[index], "answer": answer.completion.text}
                      for index, answer in enumerate(answers) if answer.passed]
     answers += answer_requests(skill, requests[train_count:], ids[train_count:], teacher_backend, teacher_role,
-                               settings, seed, shown, learn=False, desc="held-out answers")
-    teacher_record = {**asdict(teacher_role), **asdict(settings)}
-    for index, (request, answer) in enumerate(zip(requests, answers)):
+                               settings, seed, shown, learn=False, desc="held-out answers", grader=grader)
+    generator_record = {**asdict(generator_role), "requests_dropped": dict(sorted(generated.dropped.items())),
+                        "rounds": generated.rounds}
+    teacher_record = {**asdict(teacher_role), **asdict(settings), "seed_search": search_report,
+                      "judge": grader.judge.label if grader.judge else None,
+                      "check_failures": dict(sorted(grader.failures.items()))}
+    records = [(example["id"], "train", example["request"], example["kept"], "seed_search") for example in seeds]
+    records += [(ids[index], "train" if index < train_count else "eval", request, answers[index],
+                 "answers" if index < train_count else "held_out") for index, request in enumerate(requests)]
+    for record_id, split, request, answer, phase in records:
         yield {
-            "id": ids[index],
-            "split": "train" if index < train_count else "eval",
+            "id": record_id,
+            "split": split,
+            "phase": phase,
             "request": request,
             "answer": answer.completion.text,
             "finish_reason": answer.completion.finish_reason,
             "samples": answer.samples,
             "passed_checks": answer.passed,
             "shown_examples": list(answer.shown),
+            "judge_verdicts": answer.verdicts,
             "skill": skill.identity,
-            "generator": {**asdict(generator_role), "requests_dropped": dict(sorted(dropped.items()))},
+            "generator": generator_record,
             "teacher": teacher_record,
             "seed": seed,
         }

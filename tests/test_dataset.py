@@ -77,7 +77,7 @@ def test_too_few_records_is_a_clear_error(tokenizer) -> None:
     with pytest.raises(DatasetError) as error:
         build_dataset(synthetic_records(), SKILL, tokenizer, settings)
     message = str(error.value)
-    assert "2 train (need 5)" in message and "truncated_answer=1" in message and SKILL.key in message
+    assert "2 train (need 5)" in message and "truncated_answer 1" in message and SKILL.key in message
 
 
 def checked_records(filtered: bool) -> list[dict]:
@@ -120,3 +120,44 @@ def test_a_skill_without_checks_filters_nothing_and_says_so(tokenizer) -> None:
     assert len(kept) == 2 and report["dropped"] == {}
     assert report["teacher"]["filter_by_checks"] is False and report["teacher"]["raw_pass_rate"] is None
     assert "no machine checks" in report["teacher"]["note"]
+
+
+def commit(index: int, kind: str, split: str = "train") -> dict:
+    return record(index, f"Commit message for change number {index} of a {kind} sort", f"{kind}(core): change {index}",
+                  split=split)
+
+
+def test_no_answer_shape_takes_more_than_its_share_and_the_report_says_how_varied_they_are(tokenizer) -> None:
+    # Six feat, two fix, one docs, one ci: at most half of the kept answers may be feat.
+    kinds = ["feat"] * 6 + ["fix", "fix", "docs", "ci"]
+    records = [commit(n, kind) for n, kind in enumerate(kinds)] + [commit(20, "feat", split="eval")]
+    kept, report = build_dataset(records, SKILL, tokenizer, DatasetSettings(min_train_records=1, min_eval_records=1))
+    train = [r["messages"][1]["content"].split("(")[0] for r in kept if r["split"] == "train"]
+    assert train.count("feat") == 4 and len(train) == 8  # 4 of 8: no more than half
+    assert [r["id"] for r in kept if r["split"] == "train"][:4] == ["r0", "r1", "r2", "r3"]  # the first ones stay
+    assert report["dropped"] == {"over_shape_share": 2}
+    assert any(r["split"] == "eval" for r in kept)  # held-out answers are not bounded
+    assert report["diversity"]["shapes"] == {"feat": 4, "fix": 2, "docs": 1, "ci": 1}
+    assert report["diversity"]["largest_share"] == 0.5 and report["diversity"]["distinct"] == 4
+
+
+def test_answers_that_all_open_the_same_way_are_not_capped(tokenizer) -> None:
+    records = [commit(n, "feat") for n in range(4)] + [commit(9, "fix", split="eval")]
+    kept, report = build_dataset(records, SKILL, tokenizer, DatasetSettings(min_train_records=1, min_eval_records=1))
+    assert len(kept) == 5 and report["diversity"]["normalized_entropy"] == 0.0
+
+
+def test_too_few_records_names_the_check_the_teacher_never_passed_and_the_seed_search(tokenizer) -> None:
+    failing = {**TEACHER, "check_failures": {"The first line is a header.": 11, "No period.": 2},
+               "seed_search": {"needed": 3, "found": 0, "rounds": 4, "requests": 32, "answers_tried": 128,
+                               "budget": 128, "temperatures": [0.7], "requests_dropped": {}}}
+    records = [{**record(n, f"Commit message for change {n}", "Added things.", passed=False, samples=4),
+                "teacher": failing} for n in range(3)]
+    records[0]["generator"] = {**ROLE, "requests_dropped": {"assistant_chatter": 9}, "rounds": [{"asked": 12, "kept": 3}]}
+    with pytest.raises(DatasetError) as error:
+        build_dataset(records, replace(SKILL, examples=[]), tokenizer, DatasetSettings(min_train_records=2))
+    message = str(error.value)
+    assert "0 train (need 2)" in message
+    assert "shows 0 worked example(s)" in message and "found 0 of the 3 missing" in message  # the seed search
+    assert "passed the skill's checks 0 of 12 times" in message and "'The first line is a header.' (11" in message
+    assert "became requests 3 of 12 times (dropped: assistant_chatter 9)" in message  # the generator's yield

@@ -171,7 +171,8 @@ def test_structured_requests_count_what_is_not_the_json_asked_for(server: Transf
     backend = OpenAIBackend(server.base_url, server.model, Connection(max_concurrency=8, max_retries=1),
                             RequestCache(tmp_path))
     role = Role("openai", server.model, 0.8, 0.95, 48, base_url=server.base_url, structured=True)
-    requests, dropped = generate_requests(skill, backend, role, count=2, seed=0)
+    generated = generate_requests(skill, backend, role, count=2, seed=0)
+    requests, dropped = generated.requests, generated.dropped
     responses = _cached_responses(tmp_path)
     assert backend.usage.sent == len(responses) <= MAX_ROUNDS * 3
     # Every text the generator wrote became a request or is counted once, under its reason ...

@@ -106,7 +106,7 @@ def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tok
     docstrings = load_skill(ROOT / "skills" / "google-docstrings")
     backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
     generator = Role("local", "smollm2", temperature=0.8, top_p=0.95, max_new_tokens=96)
-    requests, _ = generate_requests(docstrings, backend, generator, 4, seed=0)
+    requests = generate_requests(docstrings, backend, generator, 4, seed=0).requests
     assert requests and all(request.startswith("def ") for request in requests)
     assert all("\n\n" not in request for request in requests)  # one paragraph, like the examples
     teacher = replace(TEACHER, max_new_tokens=128)  # the default budget: room for a whole docstring

@@ -1,0 +1,60 @@
+"""What a build will make of a skill, said before it runs (``s2l check-skill``): the worked examples
+found and where, the counter-examples set apart, the form the answers will take, the checks that
+filter them, whether a seed search will run, and a one-line verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from s2l.form import skill_form
+from s2l.skill import Skill
+
+STYLE_NAMES = {"labels": "labelled", "label-line": "a label line and its answer", "fenced": "a fenced block",
+               "table": "a table row", "marked": "marked ✓", "inline": "inline code"}
+
+
+def _lines(examples: list[dict[str, Any]]) -> str:
+    return ", ".join(f"line {example['line']} ({STYLE_NAMES.get(example['style'], example['style'])})"
+                     for example in examples)
+
+
+def readiness(skill: Skill, generation: dict[str, Any], judge: dict[str, Any] | None) -> tuple[list[str], str]:
+    """The report's lines for one skill, and its verdict line: ``ready``, ``ready after a seed search``,
+    ``judged`` or ``unfiltered``. ``generation`` and ``judge`` are the config's ``generation`` and
+    ``eval.judge``."""
+    pairs = skill.worked_pairs
+    answers_only = [example for example in skill.examples if not example["request"]]
+    wanted, search = generation["teacher_examples"], generation["seed_search"]
+    form = skill_form(skill)
+    lines = [
+        f"worked examples: {len(pairs)} with a request" + (f": {_lines(pairs)}" if pairs else ""),
+        f"answers shown without a request: {len(answers_only)}" + (f": {_lines(answers_only)}" if answers_only else ""),
+        f"counter-examples (never shown): {len(skill.counter_examples)}" + (
+            ": " + ", ".join(f"line {example['line']}" for example in skill.counter_examples)
+            if skill.counter_examples else ""),
+        "form: " + (f"answers open with {form.opening!r}" if form.opening else "no shared opening") + (
+            f", end at {form.ending!r}" if form.ending else ""),
+        f"checks: {len(skill.checks)} skill-level, {len(skill.evals)} evals.json case(s)",
+    ]
+    filtered = generation["filter_by_checks"] and (bool(skill.checks) or judge is not None)
+    missing = max(0, wanted - len(pairs))
+    budget = search["requests"] * search["samples"] * search["rounds"]
+    if missing and filtered and search["rounds"]:
+        lines.append(f"seed search: will look for {missing} more worked example(s) (generation.teacher_examples "
+                     f"{wanted}), up to {budget} answers")
+    elif missing:
+        lines.append(f"seed search: none (nothing grades the answers, or generation.seed_search.rounds is 0); the "
+                     f"teacher is shown {len(pairs)} of {wanted} worked examples")
+    if not filtered:
+        verdict = ("unfiltered", "the teacher's answers are kept unfiltered: add checks to evals/evals.json or "
+                                 "configure eval.judge")
+    elif not skill.checks:
+        verdict = ("judged", f"no machine checks; the judge ({judge['backend']}) grades each answer against the "
+                             f"skill's rules")
+    elif missing and search["rounds"]:
+        verdict = ("ready after a seed search", f"{len(pairs)} worked example(s); a seed search finds the other {missing}, and "
+                                  f"{len(skill.checks)} checks filter the answers")
+    else:
+        verdict = ("ready", f"{min(len(pairs), wanted)} worked examples shown to the teacher, {len(skill.checks)} "
+                            f"checks filter its answers")
+    return lines, f"verdict: {verdict[0]} ({verdict[1]})"
