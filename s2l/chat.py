@@ -43,11 +43,11 @@ def stop_token_ids(tokenizer) -> list[int]:
     return list(dict.fromkeys([*one_token, tokenizer.eos_token_id]))
 
 
-def supervised_ids(tokenizer, messages: list[Message], answer: str) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) for prompt + answer + end-of-turn; only the answer and end-of-turn tokens
-    carry a label."""
+def supervised_ids(tokenizer, messages: list[Message], answer: str, closed: bool = True) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for prompt + answer + end-of-turn (without it, unless ``closed``); only the
+    answer and end-of-turn tokens carry a label."""
     prompt = prompt_ids(tokenizer, messages)
-    answer_ids = tokenizer(answer + end_of_turn(tokenizer), add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer + (end_of_turn(tokenizer) if closed else ""), add_special_tokens=False)["input_ids"]
     return prompt + answer_ids, [-100] * len(prompt) + answer_ids
 
 

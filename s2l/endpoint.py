@@ -115,9 +115,13 @@ class OpenAIBackend:
         return EndpointError(f"{self.where}: endpoint {self.base_url}, model {self.model_id}: {what}; "
                              f"gave up after {self.connection.max_retries} retries where retrying could help")
 
+    def likeliest_openings(self, conversations: list[list[Message]], openings: tuple[str, ...]) -> list[str]:
+        """An endpoint is not made to start its answer with given text: no opening is chosen."""
+        return [""] * len(conversations)
+
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
-        answer_start: str = "", stop: str = "", json_schema: dict | None = None,
+        answer_start: str | list[str] = "", stop: str = "", json_schema: dict | None = None,
     ) -> list[Completion]:
         """Conversation ``i`` is sent with seed ``seed + i``: the same call is the same set of requests,
         which is what lets the cache answer a rerun."""

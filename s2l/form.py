@@ -39,35 +39,75 @@ def _whole_words(prefix: str, texts: list[str]) -> str:
     return prefix
 
 
-def _literal_prefix(items: Iterable[tuple[Any, Any]]) -> tuple[str, bool]:
-    """The literal text a parsed regex sequence must start with, and whether the whole sequence was
-    literal (so the text ends where the pattern does)."""
-    text = ""
+MAX_OPENINGS = 32
+
+
+def _openings(items: list[tuple[Any, Any]]) -> tuple[set[str], bool]:
+    """The literal texts a parsed regex sequence can start with, branch by branch, and whether each of
+    them is the whole sequence; at most MAX_OPENINGS of them (else none)."""
+    texts = {""}
+    for position, (op, value) in enumerate(items):
+        if op is regex_parser.LITERAL:
+            texts = {text + chr(value) for text in texts}
+            continue
+        if op in (regex_parser.ASSERT, regex_parser.ASSERT_NOT):
+            continue  # a lookahead reads ahead and consumes nothing
+        branches = [list(value[-1])] if op is regex_parser.SUBPATTERN else value[1] if op is regex_parser.BRANCH \
+            else None
+        if branches is None:
+            # Whole words only: a text the pattern may go on to continue with a letter is cut back.
+            if _may_open_a_word(items[position:]):
+                texts = {text[: len(text) - len(re.search(r"\w*$", text).group())] for text in texts}
+            return texts, False
+        endings, whole = set(), True
+        for branch in branches:
+            found, complete = _openings(list(branch))
+            endings |= found
+            whole = whole and complete
+        texts = {text + ending for text in texts for ending in endings}
+        if len(texts) > MAX_OPENINGS:
+            return set(), False
+        if not whole:
+            return texts, False
+    return texts, True
+
+
+def _may_open_a_word(items: list[tuple[Any, Any]]) -> bool:
+    """Whether what a parsed regex sequence matches may start with a letter or digit (when unsure, yes)."""
     for op, value in items:
         if op is regex_parser.LITERAL:
-            text += chr(value)
-        elif op is regex_parser.SUBPATTERN:
-            inner, whole = _literal_prefix(value[-1])
-            text += inner
-            if not whole:
-                return text, False
-        else:
-            return text, False
-    return text, True
+            return chr(value).isalnum()
+        if op in (regex_parser.ASSERT, regex_parser.ASSERT_NOT, regex_parser.AT):
+            continue
+        if op is regex_parser.SUBPATTERN:
+            return _may_open_a_word(list(value[-1]))
+        if op is regex_parser.BRANCH:
+            return any(_may_open_a_word(list(branch)) for branch in value[1])
+        if op in (regex_parser.MAX_REPEAT, regex_parser.MIN_REPEAT):
+            low, _, inner = value
+            if _may_open_a_word(list(inner)):
+                return True
+            if low > 0:
+                return False
+            continue  # it may match nothing: what follows decides
+        if op is regex_parser.IN:
+            return any(kind is regex_parser.CATEGORY or kind is regex_parser.RANGE or
+                       (kind is regex_parser.LITERAL and chr(item).isalnum()) for kind, item in value)
+        return True
+    return False
 
 
-def anchored_opening(check: dict[str, Any]) -> str:
-    """The literal text a ``regex`` check anchored at the answer's start (``\\A``) demands first, cut
-    back to whole words where the pattern goes on after it; "" for any other check."""
+def anchored_openings(check: dict[str, Any]) -> tuple[str, ...]:
+    """The texts a ``regex`` check anchored at the answer's start (``\\A``) allows first, one per
+    alternative (``\\A(feat|fix)`` allows ``feat`` and ``fix``), each cut back to whole words where
+    the pattern goes on after it; () for any other check."""
     if check["type"] != "regex" or check.get("ignore_case"):
-        return ""
+        return ()
     items = list(regex_parser.parse(check["pattern"]))
     if not items or items[0] != (regex_parser.AT, regex_parser.AT_BEGINNING_STRING):
-        return ""
-    text, whole = _literal_prefix(items[1:])
-    if not whole and text and text[-1].isalnum():
-        text = text[: len(text) - len(re.search(r"\w*$", text).group())]
-    return text.rstrip()
+        return ()
+    texts, _ = _openings(items[1:])
+    return tuple(sorted({text.rstrip() for text in texts if text.strip()}))
 
 
 @dataclass(frozen=True)
@@ -77,6 +117,8 @@ class Form:
 
     opening: str = ""
     ending: str = ""
+    # Where no one opening is shared: the openings a check allows, one of which starts each answer.
+    alternatives: tuple[str, ...] = ()
 
     @classmethod
     def shared_by(cls, texts: list[str]) -> Form:
@@ -97,11 +139,15 @@ class Form:
     @classmethod
     def of_skill(cls, answers: list[str], checks: list[dict[str, Any]]) -> Form:
         """What the skill's example answers share; where they share no opening (fewer than two of
-        them), the longest opening a skill-level check demands."""
+        them), the longest opening a skill-level check demands, or else the openings it allows."""
         form = cls.shared_by(answers)
         if form.opening:
             return form
-        return replace(form, opening=max((anchored_opening(check) for check in checks), key=len, default=""))
+        demanded = [openings for openings in map(anchored_openings, checks) if openings]
+        single = [openings[0] for openings in demanded if len(openings) == 1]
+        if single:
+            return replace(form, opening=max(single, key=len))
+        return replace(form, alternatives=demanded[0] if demanded else ())
 
     def complete(self, completion: Completion) -> Completion:
         """The completion cut at the first ending after the opening: an answer that reached it is

@@ -71,13 +71,17 @@ class Backend(Protocol):
 
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
-        answer_start: str = "", stop: str = "", json_schema: dict | None = None,
+        answer_start: str | list[str] = "", stop: str = "", json_schema: dict | None = None,
     ) -> list[Completion]:
-        """One completion per conversation. ``answer_start`` is written as the opening of every answer
-        and the model continues from it; each completion's text includes it (a backend that cannot
-        prefill an answer ignores it). Generation may end once an answer holds ``stop`` (the text
-        keeps it; whatever follows is the caller's to cut). ``json_schema``: the answer is asked to
-        be JSON of that schema, where the backend can enforce it."""
+        """One completion per conversation. ``answer_start`` (one for all, or one per conversation) is
+        written as the opening of the answer and the model continues from it; each completion's text
+        includes it (a backend that cannot prefill an answer ignores it). Generation may end once an
+        answer holds ``stop`` (the text keeps it; whatever follows is the caller's to cut).
+        ``json_schema``: the answer is asked to be JSON of that schema, where the backend can enforce it."""
+
+    def likeliest_openings(self, conversations: list[list[Message]], openings: tuple[str, ...]) -> list[str]:
+        """Per conversation, the one of ``openings`` the model finds likeliest as the start of its answer
+        (decoding held to what a check allows first); "" each where the backend cannot prefill."""
 
 
 def common_prefix_length(sequences: list[list[int]]) -> int:
@@ -144,11 +148,13 @@ class LocalBackend:
     @torch.inference_mode()
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
-        answer_start: str = "", stop: str = "", json_schema: dict | None = None,
+        answer_start: str | list[str] = "", stop: str = "", json_schema: dict | None = None,
     ) -> list[Completion]:
         started = time.monotonic()
-        opening = self.tokenizer(answer_start, add_special_tokens=False)["input_ids"] if answer_start else []
-        encoded = [prompt_ids(self.tokenizer, messages) + opening for messages in conversations]
+        starts = [answer_start] * len(conversations) if isinstance(answer_start, str) else answer_start
+        encoded = [prompt_ids(self.tokenizer, messages) +
+                   (self.tokenizer(start, add_special_tokens=False)["input_ids"] if start else [])
+                   for messages, start in zip(conversations, starts)]
         prefix = PrefixCache(self.model, encoded)
         # Batch prompts of similar length together so little compute goes to padding.
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -157,15 +163,26 @@ class LocalBackend:
         for number, batch in enumerate(tqdm(batches, desc=desc or "generate", unit="batch")):
             torch.manual_seed(seed + number)
             for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling,
-                                                               answer_start, stop)):
+                                                               [starts[i] for i in batch], stop)):
                 results[index] = completion
         self.usage.requests += len(results)
         self.usage.sent += len(results)
         self.usage.add(results, started)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
+    def likeliest_openings(self, conversations: list[list[Message]], openings: tuple[str, ...]) -> list[str]:
+        from s2l.scoring import answer_nll
+
+        if len(openings) < 2:
+            return [openings[0] if openings else ""] * len(conversations)
+        pairs = [(messages, opening) for messages in conversations for opening in openings]
+        nll = answer_nll(self.model, self.tokenizer, [m for m, _ in pairs], [o for _, o in pairs], self.batch_size,
+                         whole=False)
+        return [min(openings, key=lambda o, n=n: nll[n * len(openings) + openings.index(o)])
+                for n in range(len(conversations))]
+
     def _generate(
-        self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_start: str, stop: str
+        self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_starts: list[str], stop: str
     ) -> list[Completion]:
         pad, stops = self.tokenizer.pad_token_id, self.stops
         input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad, self.model.device)
@@ -185,7 +202,7 @@ class LocalBackend:
             **({"stop_strings": [stop], "tokenizer": self.tokenizer} if stop else {}),
         )
         completions = []
-        for prompt, row in zip(prompts, output[:, input_ids.shape[1] :].tolist()):
+        for prompt, answer_start, row in zip(prompts, answer_starts, output[:, input_ids.shape[1] :].tolist()):
             end = next((index for index, token in enumerate(row) if token in stops), None)
             stopped = end is not None
             tokens = row[:end] if stopped else row

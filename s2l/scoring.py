@@ -9,11 +9,14 @@ from s2l.generation import PrefixCache, pad_after_prefix
 
 
 @torch.inference_mode()
-def answer_nll(model, tokenizer, conversations: list[list[Message]], answers: list[str], batch_size: int = 8) -> list[float]:
-    """Per-token NLL of each answer given its conversation (answer tokens + end-of-turn only)."""
+def answer_nll(model, tokenizer, conversations: list[list[Message]], answers: list[str], batch_size: int = 8,
+               whole: bool = True) -> list[float]:
+    """Per-token NLL of each answer given its conversation (answer tokens + end-of-turn only). With
+    ``whole`` off, the answers are openings: no end of turn follows them, and the NLL is summed over
+    their tokens (the negative log-likelihood of the text, comparable across lengths)."""
     if not answers:
         return []
-    encoded = [supervised_ids(tokenizer, messages, answer) for messages, answer in zip(conversations, answers)]
+    encoded = [supervised_ids(tokenizer, messages, answer, closed=whole) for messages, answer in zip(conversations, answers)]
     # The cached prefix must end inside every prompt, so it is taken over the prompts alone.
     prefix = PrefixCache(model, [prompt_ids(tokenizer, messages) for messages in conversations])
     losses: list[float] = []
@@ -34,6 +37,6 @@ def answer_nll(model, tokenizer, conversations: list[list[Message]], answers: li
         token_nll = torch.nn.functional.cross_entropy(
             logits[:, :-1].transpose(1, 2), targets, ignore_index=-100, reduction="none"
         )
-        counted = (targets != -100).sum(-1).clamp(min=1)
+        counted = (targets != -100).sum(-1).clamp(min=1) if whole else 1
         losses += (token_nll.sum(-1) / counted).tolist()
     return losses

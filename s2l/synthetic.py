@@ -46,9 +46,11 @@ GENERATOR_SYSTEM = (
 STRUCTURED = " Answer with a JSON object whose one key, \"request\", holds the input."
 REQUEST_SCHEMA = {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"],
                   "additionalProperties": False}
-# With no example request to imitate, the generator is asked for the task the description names.
+# With no example request to imitate, the generator is asked for the task the description names, and
+# its request opens as a request does (a 135M model asked for one otherwise writes about the task).
 TASK_REQUEST = ("Ask an AI coding assistant to {task}, for {area}. Give the concrete details it needs in one or "
                 "two sentences, as a developer would write them. Write only the request.")
+TASK_REQUEST_OPENING = "Can you"
 NEXT_REQUEST = "Write one new input."
 NEXT_REQUEST_ABOUT = "Write one new input, about {area}."
 # Every prompt in a round shares one few-shot prefix (computed once, see PrefixCache); the short
@@ -134,9 +136,13 @@ class Answer:
 
 
 def worked_examples(skill: Skill) -> list[dict[str, str]]:
-    """The skill's own worked examples that pass its checks, with ids: what the teacher starts from."""
-    return [{"id": f"{SKILL_EXAMPLE}{number}", **example} for number, example in enumerate(skill.examples)
-            if example["request"] and not failed_checks(skill.checks, example["answer"])]
+    """The skill's own worked examples that pass its checks, with ids: what the teacher starts from.
+    An answer the skill shows without its request is shown as the answer to the task the skill's
+    description names: the teacher sees the form even where the skill shows no request."""
+    task = task_phrase(skill.description)
+    return [{"id": f"{SKILL_EXAMPLE}{number}", **example,
+             "request": example["request"] or f"{task[0].upper()}{task[1:]}."}
+            for number, example in enumerate(skill.examples) if not failed_checks(skill.checks, example["answer"])]
 
 
 def teacher_conversation(skill: Skill, request: str, examples: list[dict[str, str]] = ()) -> list[Message]:
@@ -168,6 +174,10 @@ def structured_request(text: str) -> str | None:
     return request if isinstance(request, str) else None
 
 
+# First words of a description that name no task ("Use when ...", "This skill ...").
+NOT_A_TASK = {"use", "this", "the", "a", "an", "when", "for", "expert", "guide", "guidelines", "rules", "how", "skill"}
+
+
 def task_phrase(description: str) -> str:
     """The task a skill's description names, as an imperative for a request: "Writes a git commit
     message ..." gives "write a git commit message ...". The description's first sentence; a
@@ -178,6 +188,8 @@ def task_phrase(description: str) -> str:
         stem = verb[:-3] + "y" if verb.endswith("ies") else verb[:-2] if re.search(r"(?:ch|sh|x|ss|z)es$", verb) \
             else verb[:-1]
         return f"{stem.lower()} {rest}".strip()
+    if re.fullmatch(r"[A-Z][a-z]+", verb) and verb.lower() not in NOT_A_TASK:  # already imperative: "Write ..."
+        return f"{verb.lower()} {rest}".strip()
     return f"help with this: {first}"
 
 
@@ -220,7 +232,8 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
     ask = NEXT_REQUEST_ABOUT if examples else TASK_REQUEST
     task = task_phrase(skill.description)
     # A JSON answer has no form to open or end with; one-paragraph requests end at the paragraph.
-    form = Form() if role.structured else Form.shared_by(examples) if examples else Form(ending=PARAGRAPH_BREAK)
+    form = Form() if role.structured else Form.shared_by(examples) if examples else \
+        Form(TASK_REQUEST_OPENING, PARAGRAPH_BREAK)
     for round_number in range(MAX_ROUNDS):
         missing = count - len(requests)
         if missing <= 0:
@@ -248,6 +261,12 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
                 requests.append(request)
         rounds.append({"asked": len(conversations), "kept": len(requests) - before})
     return GeneratedRequests(requests[:count], dropped, rounds)
+
+
+def answer_starts(form: Form, backend: Backend, conversations: list[list[Message]]) -> str | list[str]:
+    """The opening of each answer: the one the skill's answers share, or, where a check allows several
+    (``\\A(feat|fix|...)``), the one the model finds likeliest for each request."""
+    return backend.likeliest_openings(conversations, form.alternatives) if form.alternatives else form.opening
 
 
 def choose_examples(pool: list[dict[str, Any]], count: int, rng: random.Random, opening: str = ""
@@ -364,12 +383,13 @@ def answer_requests(
         rng = random.Random(f"{seed}-{desc}-{attempt}")
         # One set of examples per round: the whole round shares one prompt prefix, computed once.
         examples = choose_examples(shown, settings.examples, rng, form.opening)
+        conversations = [teacher_conversation(skill, requests[i], examples) for i in pending]
         completions = backend.complete(
-            [teacher_conversation(skill, requests[i], examples) for i in pending],
+            conversations,
             role.sampling,
             seed + 7919 * attempt,
             desc=f"{skill.key}: {desc}" + (f" (try {attempt + 1})" if attempt else ""),
-            answer_start=form.opening,
+            answer_start=answer_starts(form, backend, conversations),
             stop=form.ending,
         )
         accepted = set()
@@ -390,6 +410,12 @@ def answer_requests(
                 kept[index] = answer
         pending = [index for index in pending if index not in accepted]
     return [replace(answer, samples=tries[i]) for i, answer in enumerate(kept)]  # type: ignore[arg-type]
+
+
+def requests_to_imitate(skill: Skill, seeds: list[dict[str, Any]]) -> list[str] | None:
+    """What the generator imitates: the requests the skill shows and those of the seeds found (None:
+    there are none, so requests are asked for as the skill's task)."""
+    return [example["request"] for example in skill.worked_pairs + seeds] or None
 
 
 def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Backend, Role], needed: int,
@@ -413,19 +439,22 @@ def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Ba
             break
         pool = shown + seeds
         generated = generate_requests(skill, generator_backend, generator_role, search.requests,
-                                      seed + 104729 * (round_number + 1),
-                                      examples=[example["request"] for example in pool] or None,
+                                      seed + 104729 * (round_number + 1), examples=requests_to_imitate(skill, seeds),
                                       avoid=[example["request"] for example in seeds])
         dropped.update(generated.dropped)
         requests = generated.requests
         temperature = search.temperatures[round_number % len(search.temperatures)]
         examples = choose_examples(pool, settings.examples, random.Random(f"{seed}-seeds-{round_number}"),
                                    form.opening)
+        conversations = [teacher_conversation(skill, request, examples) for request in requests]
+        starts = answer_starts(form, teacher_backend, conversations)
         completions = teacher_backend.complete(
-            [teacher_conversation(skill, request, examples) for request in requests for _ in range(search.samples)],
+            [conversation for conversation in conversations for _ in range(search.samples)],
             replace(teacher_role.sampling, temperature=temperature), seed + 7919 * (round_number + 101),
             desc=f"{skill.key}: seed search (round {round_number + 1}, temperature {temperature})",
-            answer_start=form.opening, stop=form.ending)
+            answer_start=starts if isinstance(starts, str) else [start for start in starts
+                                                                 for _ in range(search.samples)],
+            stop=form.ending)
         report["rounds"] += 1
         report["requests"] += len(requests)
         report["answers_tried"] += len(completions)
@@ -436,7 +465,7 @@ def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Ba
                         grades[number * search.samples:(number + 1) * search.samples])
             for tries, (completion, (passed, verdicts)) in enumerate(tried, 1):
                 answer = Answer(completion, tries, passed, tuple(example["id"] for example in examples), verdicts)
-                if answer.passed and grader.acceptable(answer):
+                if answer.passed and grader.acceptable(answer) and request not in {seed["request"] for seed in seeds}:
                     seeds.append({"id": f"{skill.key}-seed-{len(seeds):02d}", "request": request,
                                   "answer": completion.text, "kept": answer})
                     break
@@ -471,8 +500,7 @@ def synthesize(
     asked = train_examples + eval_examples - len(seeds)
     seed_requests = [example["request"] for example in seeds]
     generated = generate_requests(skill, generator_backend, generator_role, asked, seed,
-                                  examples=[example["request"] for example in shown + seeds] or None,
-                                  avoid=seed_requests)
+                                  examples=requests_to_imitate(skill, seeds), avoid=seed_requests)
     requests = generated.requests
     if not requests and not seeds:
         raise SynthesisError(

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from s2l.checks import failed_checks
-from s2l.generation import LocalBackend
+from s2l.endpoint import Connection, OpenAIBackend
+from s2l.form import skill_form
+from s2l.generation import LocalBackend, Sampling
+from s2l.judge import Judge
 from s2l.overlap import word_ngrams
+from s2l.request_cache import RequestCache
 from s2l.skill import load_skill
 from s2l.synthetic import (
+    Grader,
     Role,
+    SeedSearch,
     TeacherSettings,
     answer_requests,
     generate_requests,
+    seed_search,
+    skill_rules,
     teacher_conversation,
     worked_examples,
 )
@@ -119,3 +130,84 @@ def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tok
         if '\n"""' in answer.completion.text:
             assert answer.completion.text.endswith('\n"""')  # cut at the closing line, nothing after it
             assert answer.completion.finish_reason == "stop"
+
+
+def test_a_seed_search_finds_passing_seeds_for_a_skill_that_shows_no_example(model, tokenizer):
+    """Without a worked example the 135M teacher passed 0 of 128 conventional-commits answers; held to
+    the openings the header check allows (the type, chosen by likelihood), the search finds seeds."""
+    bare = replace(SKILL, examples=[])
+    assert skill_form(bare).alternatives == ("build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor",
+                                             "revert", "style", "test")
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=32)
+    generator = Role("local", "smollm2", temperature=0.8, top_p=0.95, max_new_tokens=64)
+    settings = TeacherSettings(examples=3, samples=2)
+    search = SeedSearch(requests=8, samples=4, rounds=2)
+    grader = Grader(bare, settings)
+    seeds, report = seed_search(bare, (backend, generator), (backend, TEACHER), 3, [], 0, settings, search, grader)
+    assert seeds and report["found"] == len(seeds)
+    assert report["answers_tried"] <= search.budget and report["rounds"] <= 2
+    assert report["answers_tried"] == report["requests"] * search.samples
+    for number, seed in enumerate(seeds):
+        assert seed["id"] == f"{bare.key}-seed-{number:02d}"
+        assert failed_checks(SKILL.checks, seed["answer"]) == []
+        assert seed["answer"].split("(")[0].split(":")[0].rstrip("!") in skill_form(bare).alternatives
+        assert 1 <= seed["kept"].samples <= search.samples
+    assert len({seed["request"] for seed in seeds}) == len(seeds)
+    assert sum(grader.failures.values()) > 0  # what failed is counted per check, for the dataset report
+
+
+class ScriptedJudge(ThreadingHTTPServer):
+    """An OpenAI-compatible chat endpoint on loopback that judges by a rule, not a model: an answer
+    passes every rule when it has an even number of characters. A judge's failure to grade cannot be
+    caused on demand with a real model, and this makes every verdict known in advance."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server interface)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                user = body["messages"][-1]["content"]
+                answer = user.split("\nAnswer:\n", 1)[1].split("\n\nExpectations:\n", 1)[0]
+                rules = user.split("\n\nExpectations:\n", 1)[1].count("\n") + 1
+                verdict = len(answer) % 2 == 0
+                content = json.dumps({"verdicts": [{"expectation": n, "passed": verdict, "evidence": "length"}
+                                                   for n in range(1, rules + 1)]})
+                reply = json.dumps({"id": "j", "object": "chat.completion", "created": 0, "model": body["model"],
+                                    "choices": [{"index": 0, "finish_reason": "stop",
+                                                 "message": {"role": "assistant", "content": content}}],
+                                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(reply.encode())
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_the_judge_filters_the_answers_of_a_skill_without_checks(model, tokenizer, tmp_path):
+    server = ScriptedJudge()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = OpenAIBackend(f"http://127.0.0.1:{server.server_address[1]}/v1", "scripted-judge",
+                                 Connection(max_retries=0), RequestCache(tmp_path))
+        judge = Judge(endpoint, Sampling(0.0, 1.0, 64), "openai")
+        unchecked = replace(SKILL, checks=[])
+        backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+        grader = Grader(unchecked, TeacherSettings(3, 3), judge)
+        kept = answer_requests(unchecked, REQUESTS[:4], list("abcd"), backend, TEACHER, TeacherSettings(3, 3), 0,
+                               SEEDS, learn=False, desc="judged", grader=grader)
+    finally:
+        server.shutdown()
+    assert grader.rules == skill_rules(unchecked) and len(grader.rules) == 8  # the skill's own rules
+    assert endpoint.usage.sent > 0
+    for answer in kept:
+        ended = answer.completion.finish_reason == "stop"
+        assert answer.passed == (ended and len(answer.completion.text) % 2 == 0)
+        if ended:
+            assert answer.verdicts == [answer.passed] * len(grader.rules)
+        if answer.passed:
+            assert answer.samples >= 1
+        else:
+            assert answer.samples == 3  # a judged failure is tried again, to the budget
