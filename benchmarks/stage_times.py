@@ -8,6 +8,7 @@ then prints the wall time and peak memory of every stage from Snakemake's
 ``--skills all`` the benchmark it built is copied to ``benchmarks/results/benchmark_default_build.*``.
 
     python benchmarks/stage_times.py --skills all [--configfile tests/quick.yaml]
+    python benchmarks/stage_times.py --skills-dir benchmarks/foreign --skills KEY ... --json benchmarks/results/foreign.json
 """
 
 from __future__ import annotations
@@ -57,10 +58,19 @@ def skill_figures(workdir: Path, skill: str) -> dict:
     }
 
 
+def failure(workdir: Path, skill: str) -> str:
+    """The error a skill's build stopped on: the last ``error:`` line of its stage logs."""
+    errors = [line for stage in STAGES for log in [workdir / "build" / "logs" / stage / f"{skill}.log"]
+              if log.exists() for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
+    return errors[-1] if errors else "no error logged (see the snakemake output)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skills", nargs="+", default=["conventional-commits"],
                         help="skills to build; 'all' builds the default target (every skill and the benchmark)")
+    parser.add_argument("--skills-dir", type=Path, default=ROOT / "skills",
+                        help="the folder of skills (default: the shipped ones; benchmarks/foreign: real public skills)")
     parser.add_argument("--configfile", type=Path, help="config merged over config.yaml (default: none)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="keep the build here (default: a temporary folder)")
@@ -68,20 +78,25 @@ def main() -> int:
     args = parser.parse_args()
 
     everything = args.skills == ["all"]
-    skills = sorted(p.name for p in (ROOT / "skills").iterdir() if (p / "SKILL.md").is_file()) if everything else args.skills
+    skills_dir = args.skills_dir.resolve()
+    skills = sorted(p.name for p in skills_dir.iterdir() if (p / "SKILL.md").is_file()) if everything else args.skills
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2l-bench-"))
     command = [
         sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
         "--cores", str(args.cores), *([] if everything else [f"build/eval/{skill}.json" for skill in skills]),
-        "--config", f"skills_dir={ROOT / 'skills'}",
+        "--config", f"skills_dir={skills_dir}",
     ]
     if args.configfile:
         command += ["--configfile", str(args.configfile.resolve())]
     started = time.perf_counter()
-    subprocess.run(command, check=True)
+    # --keep-going: a skill that cannot be built is reported with its error; the others are measured.
+    subprocess.run(command + ["--keep-going"], check=everything)
     total = time.perf_counter() - started
 
-    figures = {skill: skill_figures(workdir, skill) for skill in skills}
+    failed = {skill: failure(workdir, skill) for skill in skills if not (workdir / "build" / "eval" / f"{skill}.json").exists()}
+    for skill, error in failed.items():
+        print(f"\n{skill}: NOT BUILT: {error}")
+    figures = {skill: skill_figures(workdir, skill) for skill in skills if skill not in failed}
     print(f"\nDefault build of {', '.join(skills)} on {args.cores} cores (workdir {workdir}); "
           f"snakemake wall time {total:.0f} s\n")
     print("| skill | " + " | ".join(STAGES) + " | chain total (s) |")
@@ -104,6 +119,7 @@ def main() -> int:
     args.json.write_text(json.dumps({
         "cores": args.cores, "configfile": str(args.configfile) if args.configfile else None,
         "target": "all" if everything else "eval reports", "total_seconds": total, "skills": figures,
+        "failed": failed,
     }, indent=2) + "\n")
     return 0
 

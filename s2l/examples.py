@@ -174,19 +174,21 @@ def _unwrap(text: str) -> str:
     return code.group(1).strip() if code else text
 
 
-def _list_items(text: str) -> list[str]:
-    """A fenced block as answers: one per part when every blank-line-separated part opens with a ``# ...``
-    comment naming it (the comment dropped); one per line when it lists one-line examples (every line,
-    two or more, none indented or blank, opens with a ``label:`` token or is a ``name/path``; a trailing
-    ``# comment`` dropped); else the whole block."""
+def _list_items(text: str) -> list[tuple[int, str]]:
+    """A fenced block's content as answers, each with its line within the block: one per part when
+    every part opens with a ``# ...`` comment naming it (the comment dropped); one per line when it
+    lists one-line examples (every line, two or more, none indented or blank, opens with a ``label:``
+    token or is a ``name/path``; a trailing ``# comment`` dropped); else the whole block."""
+    lines = text.split("\n")
     if text.startswith("# "):
-        parts = [part.strip("\n") for part in re.split(r"^# .*$", text, flags=re.MULTILINE)[1:]]
-        if len(parts) >= 2 and all(parts):
-            return [item for part in parts for item in _list_items(part)]
-    lines = [re.sub(r"\s{2,}#\s.*$", "", line) for line in text.split("\n")]
-    listed = len(lines) >= 2 and all(line.strip() and not line[0].isspace() for line in lines) and (
-        all(_LIST_LABEL.match(line) for line in lines) or all(_LIST_PATH.fullmatch(line) for line in lines))
-    return lines if listed else [text]
+        heads = [n for n, line in enumerate(lines) if line.startswith("# ")] + [len(lines)]
+        parts = [(start + 1, "\n".join(lines[start + 1:end]).strip("\n")) for start, end in zip(heads, heads[1:])]
+        if len(parts) >= 2 and all(part for _, part in parts):
+            return [(start + offset, item) for start, part in parts for offset, item in _list_items(part)]
+    cleaned = [re.sub(r"\s{2,}#\s.*$", "", line) for line in lines]
+    listed = len(cleaned) >= 2 and all(line.strip() and not line[0].isspace() for line in cleaned) and (
+        all(_LIST_LABEL.match(line) for line in cleaned) or all(_LIST_PATH.fullmatch(line) for line in cleaned))
+    return list(enumerate(cleaned)) if listed else [(0, text)]
 
 
 def _unquote(text: str) -> str:
@@ -354,8 +356,9 @@ class _Reader:
                           request=None)
             if not spans and not label["rest"].strip() and index + 1 < len(self.blocks) \
                     and self.blocks[index + 1].kind == "fence":
-                for text in _list_items(self.blocks[index + 1].text):
-                    self.emit(text, self.blocks[index + 1].line, "fenced", section or "answer", request=None)
+                for offset, text in _list_items(self.blocks[index + 1].text):
+                    self.emit(text, self.blocks[index + 1].line + 1 + offset, "fenced", section or "answer",
+                              request=None)
                 return index + 2
             return index + 1
         if kind == "request":
@@ -411,8 +414,8 @@ class _Reader:
                 and kind != "counter" and following.info != block.info:
             self.emit(following.text, block.line, "fenced", request=(block.text, block.line))
             return index + 2
-        for text in _list_items(block.text):
-            self.emit(text, block.line, "fenced", kind or "answer", request=None)
+        for offset, text in _list_items(block.text):
+            self.emit(text, block.line + 1 + offset, "fenced", kind or "answer", request=None)
         return index + 1
 
     def read_table(self, block: _Block) -> None:

@@ -32,19 +32,22 @@ def readiness(skill: Skill, generation: dict[str, Any], judge: dict[str, Any] | 
         f"counter-examples (never shown): {len(skill.counter_examples)}" + (
             ": " + ", ".join(f"line {example['line']}" for example in skill.counter_examples)
             if skill.counter_examples else ""),
-        "form: " + (f"answers open with {form.opening!r}" if form.opening else "no shared opening") + (
+        "form: " + (f"answers open with {form.opening!r}" if form.opening else
+                    "answers open with the likeliest for each request of " + ", ".join(map(repr, form.alternatives))
+                    if form.alternatives else "no shared opening") + (
             f", end at {form.ending!r}" if form.ending else ""),
         f"checks: {len(skill.checks)} skill-level, {len(skill.evals)} evals.json case(s)",
     ]
     filtered = generation["filter_by_checks"] and (bool(skill.checks) or judge is not None)
-    missing = max(0, wanted - len(pairs))
+    # An answer shown without its request is shown too (as the answer to the description's task).
+    missing = max(0, wanted - len(skill.examples))
     budget = search["requests"] * search["samples"] * search["rounds"]
     if missing and filtered and search["rounds"]:
         lines.append(f"seed search: will look for {missing} more worked example(s) (generation.teacher_examples "
                      f"{wanted}), up to {budget} answers")
     elif missing:
         lines.append(f"seed search: none (nothing grades the answers, or generation.seed_search.rounds is 0); the "
-                     f"teacher is shown {len(pairs)} of {wanted} worked examples")
+                     f"teacher is shown {len(skill.examples)} of {wanted} worked examples")
     if not filtered:
         verdict = ("unfiltered", "the teacher's answers are kept unfiltered: add checks to evals/evals.json or "
                                  "configure eval.judge")
@@ -52,9 +55,9 @@ def readiness(skill: Skill, generation: dict[str, Any], judge: dict[str, Any] | 
         verdict = ("judged", f"no machine checks; the judge ({judge['backend']}) grades each answer against the "
                              f"skill's rules")
     elif missing and search["rounds"]:
-        verdict = ("ready after a seed search", f"{len(pairs)} worked example(s); a seed search finds the other {missing}, and "
-                                  f"{len(skill.checks)} checks filter the answers")
+        verdict = ("ready after a seed search", f"{len(skill.examples)} worked example(s); a seed search finds the "
+                                                f"other {missing}, and {len(skill.checks)} checks filter the answers")
     else:
-        verdict = ("ready", f"{min(len(pairs), wanted)} worked examples shown to the teacher, {len(skill.checks)} "
-                            f"checks filter its answers")
+        verdict = ("ready", f"{min(len(skill.examples), wanted)} worked examples shown to the teacher, "
+                            f"{len(skill.checks)} checks filter its answers")
     return lines, f"verdict: {verdict[0]} ({verdict[1]})"
