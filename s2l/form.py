@@ -4,16 +4,16 @@ A 135M model asked for a docstring writes code, and asked for a function writes 
 one. Given the opening its examples share (the three double quotes of a docstring, ``def`` of a
 function) it continues in that form; and an answer that is complete at the ending its examples share
 (the closing quotes; the end of a one-paragraph request) is cut there instead of running on. Both
-come from the skill's own examples, or, for a skill without them, the opening from what its
-skill-level checks demand of every answer's start (``\\A## \\[`` opens a changelog entry with ``## [``);
-never from an evals.json case.
+come from the skill's own examples; for a skill whose examples share none, the opening comes from
+what its skill-level checks demand of every answer's start (``\\A## \\[`` opens a changelog entry with
+``## [``), or, where a check allows several (``\\A(feat|fix|...)``), is the likeliest of them for each
+request. Never from an evals.json case.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from re import _parser as regex_parser  # the standard library's own regex parser
 from typing import Any

@@ -16,7 +16,7 @@ from typing import Any
 from s2l.errors import UserError
 from s2l.model import source_sha256
 from s2l.skill import SKILL_FILE, SKILL_KEY_PATTERN, is_valid_skill_key, skill_sha256
-from s2l.specs import SPECS_DIR, plan_specs, spec_path, write_if_changed
+from s2l.specs import SPECS_DIR, plan_specs, write_if_changed
 
 MANIFESTS_DIR = Path("build/manifests")
 UNCHANGED_MTIME = 946684800  # 2000-01-01: older than any output

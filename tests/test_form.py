@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s2l.form import PARAGRAPH_BREAK, Form
+import pytest
+
+from s2l.form import PARAGRAPH_BREAK, Form, anchored_openings
 from s2l.generation import Completion
 from s2l.skill import load_skill
 
@@ -57,3 +59,27 @@ def test_the_shipped_skills_forms():
     assert forms("google-docstrings") == (Form("def", PARAGRAPH_BREAK), Form('"""', '\n"""'))
     assert forms("conventional-commits") == (Form("", PARAGRAPH_BREAK), Form("", ""))
     assert forms("keep-a-changelog") == (Form("", PARAGRAPH_BREAK), Form("## [", ""))
+
+
+@pytest.mark.parametrize(("pattern", "openings"), [
+    (r"\A## \[", ("## [",)),
+    (r'\A"""', ('"""',)),
+    (r"\AScenario: [^\n]+", ("Scenario:",)),
+    (r"\A(feat|fix|docs)(\([a-z]+\))?!?: \S", ("docs", "feat", "fix")),  # a type, then an optional scope
+    (r"\A(?=[^\n]{1,59}(\n|\Z))(build|chore)(\()", ("build(", "chore(")),  # a lookahead consumes nothing
+    (r"\A(fix|feat)(\([A-Z]+-\d+\): [a-z]|/[A-Z]+-\d+_)", ("feat(", "feat/", "fix(", "fix/")),
+    (r"\AAs an? \w", ("As",)),  # "a" may go on to "an": cut back to whole words
+    (r"\Afeat\w*", ()),  # "feat" may go on with letters: nothing certain
+    (r"^Scenario:", ()),  # ^ is any line under MULTILINE, not the answer's start
+])
+def test_the_openings_an_anchored_check_allows(pattern: str, openings: tuple[str, ...]) -> None:
+    assert anchored_openings({"type": "regex", "pattern": pattern}) == openings
+
+
+def test_a_skill_without_shared_examples_opens_as_its_checks_demand() -> None:
+    checks = [{"type": "regex", "pattern": r"\A(feat|fix)(\(\w+\))?: "}, {"type": "not_regex", "pattern": r"\.$"}]
+    assert Form.of_skill([], checks) == Form(alternatives=("feat", "fix"))
+    single = [*checks, {"type": "regex", "pattern": r"\Afix: "}]
+    assert Form.of_skill([], single).opening == "fix:"
+    # Examples that share an opening decide before any check.
+    assert Form.of_skill(["fix: a", "fix: b"], checks).opening == "fix:"
