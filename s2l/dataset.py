@@ -155,20 +155,29 @@ def build_dataset(
         else:
             candidates.append(record)
     # No one answer shape may take more than max_shape_share of the training answers: the latest of an
-    # over-represented shape go.
-    limits = shape_limits(Counter(answer_shape(r["answer"], opening) for r in candidates if r["split"] == "train"),
+    # over-represented shape go, but never so many that fewer than min_train_records are left (a bound
+    # that empties the build helps no one; the report then says the bound was not met).
+    shapes = [answer_shape(record["answer"], opening) for record in candidates]
+    limits = shape_limits(Counter(shape for shape, r in zip(shapes, candidates) if r["split"] == "train"),
                           settings.max_shape_share)
-    kept: list[dict[str, Any]] = []
-    for record in candidates:
-        shape = answer_shape(record["answer"], opening)
+    over = []
+    for index, (shape, record) in enumerate(zip(shapes, candidates)):
         if record["split"] == "train":
             if limits[shape] == 0:
-                dropped["over_shape_share"] += 1
-                continue
-            limits[shape] -= 1
-        output = training_record(record)
-        validate(output, DATASET_SCHEMA)
-        kept.append(output)
+                over.append(index)
+            else:
+                limits[shape] -= 1
+    train = sum(record["split"] == "train" for record in candidates)
+    readmitted = set(over[:max(0, settings.min_train_records - (train - len(over)))])
+    dropped["over_shape_share"] += len(over) - len(readmitted)
+    if not dropped["over_shape_share"]:
+        del dropped["over_shape_share"]
+    kept: list[dict[str, Any]] = []
+    for index, record in enumerate(candidates):
+        if index in readmitted or index not in over:
+            output = training_record(record)
+            validate(output, DATASET_SCHEMA)
+            kept.append(output)
 
     counts = {split: sum(r["split"] == split for r in kept) for split in SPLITS}
     report = {
@@ -180,7 +189,8 @@ def build_dataset(
         "generator_dropped": records[0]["generator"].get("requests_dropped", {}) if records else {},
         "generator_rounds": records[0]["generator"].get("rounds", []) if records else [],
         "teacher": teacher_summary(records, skill),
-        "diversity": diversity([r["messages"][1]["content"] for r in kept if r["split"] == "train"], opening),
+        "diversity": {**diversity([r["messages"][1]["content"] for r in kept if r["split"] == "train"], opening),
+                      "max_shape_share": settings.max_shape_share, "bound_met": not readmitted},
         "warnings": skill.warnings,
         "settings": settings.__dict__,
     }

@@ -161,3 +161,12 @@ def test_too_few_records_names_the_check_the_teacher_never_passed_and_the_seed_s
     assert "shows 0 worked example(s)" in message and "found 0 of the 3 missing" in message  # the seed search
     assert "passed the skill's checks 0 of 12 times" in message and "'The first line is a header.' (11" in message
     assert "became requests 3 of 12 times (dropped: assistant_chatter 9)" in message  # the generator's yield
+
+
+def test_the_shape_bound_never_leaves_fewer_than_the_minimum_and_says_it_was_not_met(tokenizer) -> None:
+    kinds = ["feat"] * 8 + ["fix"]  # within the bound: 1 feat + 1 fix; the minimum asks for 5
+    records = [commit(n, kind) for n, kind in enumerate(kinds)] + [commit(20, "fix", split="eval")]
+    kept, report = build_dataset(records, SKILL, tokenizer, DatasetSettings(min_train_records=5, min_eval_records=1))
+    assert [r["id"] for r in kept if r["split"] == "train"] == ["r0", "r1", "r2", "r3", "r8"]
+    assert report["dropped"] == {"over_shape_share": 4}
+    assert report["diversity"]["bound_met"] is False and report["diversity"]["largest_share"] == 0.8
