@@ -18,7 +18,7 @@ from s2l.chat import Message
 from s2l.config import ENDPOINT_ROLES
 from s2l.generation import token_cost
 from s2l.skill import Skill
-from s2l.synthetic import MAX_ROUNDS, REQUEST_SURPLUS, generator_prefix, teacher_conversation
+from s2l.synthetic import MAX_ROUNDS, REQUEST_SURPLUS, generator_prefix, teacher_conversation, worked_examples
 
 CHARS_PER_TOKEN = 4
 
@@ -49,7 +49,7 @@ def estimate(skill: Skill, generation: dict[str, Any]) -> dict[str, RoleEstimate
     answered = asked * generation["teacher_samples"]
     # Worked examples later drawn from accepted answers are about as long as the skill's own.
     teacher_prompt = approximate_tokens(teacher_conversation(
-        skill, "", skill.worked_pairs[: generation["teacher_examples"]])) + generator["max_new_tokens"]
+        skill, "", worked_examples(skill)[: generation["teacher_examples"]])) + generator["max_new_tokens"]
     return {
         "generator": RoleEstimate(first_round, generated, generated * generator_prompt,
                                   generated * generator["max_new_tokens"]),

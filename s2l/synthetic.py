@@ -158,7 +158,7 @@ def teacher_conversation(skill: Skill, request: str, examples: list[dict[str, st
 def teacher_prompt_tokens(skill: Skill, tokenizer, examples: int = TeacherSettings.examples) -> int:
     """Tokens of the teacher's prompt before the request (the skill and its own worked examples):
     what a skill costs the context window."""
-    return len(prompt_ids(tokenizer, teacher_conversation(skill, "", skill.worked_pairs[:examples])))
+    return len(prompt_ids(tokenizer, teacher_conversation(skill, "", worked_examples(skill)[:examples])))
 
 
 def clean_request(text: str) -> str:
