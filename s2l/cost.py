@@ -47,6 +47,11 @@ def estimate(skill: Skill, generation: dict[str, Any]) -> dict[str, RoleEstimate
     generated = first_round * MAX_ROUNDS
     generator_prompt = approximate_tokens(generator_prefix(skill, generator.get("structured", False))) + 16
     answered = asked * generation["teacher_samples"]
+    search = generation["seed_search"]
+    if len(worked_examples(skill)) < generation["teacher_examples"] and skill.checks and generation["filter_by_checks"]:
+        # A seed search runs first: at most its whole budget of answers, and its requests each round.
+        generated += search["rounds"] * math.ceil(search["requests"] * REQUEST_SURPLUS) * MAX_ROUNDS
+        answered += search["requests"] * search["samples"] * search["rounds"]
     # Worked examples later drawn from accepted answers are about as long as the skill's own.
     teacher_prompt = approximate_tokens(teacher_conversation(
         skill, "", worked_examples(skill)[: generation["teacher_examples"]])) + generator["max_new_tokens"]
