@@ -157,6 +157,11 @@ def _blocks(body: str, offset: int) -> list[_Block]:
     return blocks
 
 
+def _label_match_kind(label: re.Match) -> str | None:
+    """The kind of a matched label, its mark ("❌ Bad:") counted."""
+    return label_kind((label["mark"] or "") + label["label"])
+
+
 def _opens_labelled(line: str) -> bool:
     """Whether a line inside a paragraph opens the next part: a capitalised or bold request, answer or
     counter label ("Output: ...", "**Bad:**"), or a mark ("❌ ...")."""
@@ -164,7 +169,7 @@ def _opens_labelled(line: str) -> bool:
     if label is None:
         return bool(_MARK.match(line))
     capitalised = label["label"][0].isupper() or "**" in line[: label.start("label")] or label["mark"]
-    return bool(capitalised) and label_kind((label["mark"] or "") + label["label"]) in ("request", "answer", "counter")
+    return bool(capitalised) and _label_match_kind(label) in ("request", "answer", "counter")
 
 
 def _unwrap(text: str) -> str:
@@ -280,8 +285,8 @@ class _Reader:
             if block.kind in ("heading", "rule", "table"):
                 return False
             label = _LABEL.match(block.text.split("\n")[0]) if block.kind == "paragraph" else None
-            if label and label_kind((label["mark"] or "") + label["label"]) in ("answer", "request", "counter"):
-                return label_kind((label["mark"] or "") + label["label"]) == "answer"
+            if label and _label_match_kind(label) in ("answer", "request", "counter"):
+                return _label_match_kind(label) == "answer"
         return False
 
     def starts_example(self, block: _Block) -> bool:
@@ -294,7 +299,7 @@ class _Reader:
         if label is None:
             return False
         name = label["label"].lower().strip()
-        return label_kind((label["mark"] or "") + label["label"]) is not None or name in self.request_labels
+        return _label_match_kind(label) is not None or name in self.request_labels
 
     def read(self) -> None:
         index = 0
@@ -346,7 +351,7 @@ class _Reader:
                 # A request sentence followed by a fenced block holding the answer.
                 self.request = (_request_text(block.text), block.line)
             return index + 1
-        kind = label_kind((label["mark"] or "") + label["label"])
+        kind = _label_match_kind(label)
         inline = "\n".join([label["rest"], *others]).strip("\n")
         if kind == "example":
             # "Examples: `a`, `b`": each code span one answer; "Example:" alone: the fenced block after it.

@@ -130,7 +130,7 @@ class Answer:
 
     completion: Completion
     samples: int  # answers tried
-    passed: bool | None  # the kept answer passes the skill's checks (None: the skill has none)
+    passed: bool | None  # passes the skill's checks, or the judge's verdicts (None: nothing grades it)
     shown: tuple[str, ...]  # ids of the worked examples the teacher saw for it
     verdicts: list[bool | None] | None = None  # the judge's, per rule of the skill (a skill without checks)
 
