@@ -263,15 +263,16 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
     return GeneratedRequests(requests[:count], dropped, rounds)
 
 
-def answer_starts(form: Form, backend: Backend, conversations: list[list[Message]], full: set[str] = frozenset()
-                  ) -> str | list[str]:
+def answer_starts(form: Form, backend: Backend, conversations: list[list[Message]], full: set[str] = frozenset(),
+                  calibrated: bool = False) -> str | list[str]:
     """The opening of each answer: the one the skill's answers share, or, where a check allows several
-    (``\\A(feat|fix|...)``), the one the model finds likeliest for each request, leaving out those of an
-    answer shape that is ``full`` (has its share of the answers already)."""
+    (``\\A(feat|fix|...)``), the one the model finds likeliest for each request (``calibrated``: likeliest
+    for this request rather than any), leaving out those of an answer shape that is ``full`` (has its
+    share of the answers already)."""
     if not form.alternatives:
         return form.opening
     open_ones = tuple(opening for opening in form.alternatives if answer_shape(opening) not in full)
-    return backend.likeliest_openings(conversations, open_ones or form.alternatives)
+    return backend.likeliest_openings(conversations, open_ones or form.alternatives, calibrated)
 
 
 def choose_examples(pool: list[dict[str, Any]], count: int, rng: random.Random, opening: str = ""
@@ -394,8 +395,11 @@ def answer_requests(
             role.sampling,
             seed + 7919 * attempt,
             desc=f"{skill.key}: {desc}" + (f" (try {attempt + 1})" if attempt else ""),
+            # The first try opens as this request calls for (a fix as `fix`); a retry, with what the model
+            # writes most readily, so a request whose fitting opening it cannot go on from is not lost.
             answer_start=answer_starts(form, backend, conversations,
-                                       {shape for shape, count in shapes.items() if count >= limit}),
+                                       {shape for shape, count in shapes.items() if count >= limit},
+                                       calibrated=attempt == 0),
             stop=form.ending,
         )
         accepted = set()

@@ -132,6 +132,19 @@ def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tok
             assert answer.completion.finish_reason == "stop"
 
 
+def test_a_calibrated_opening_is_the_one_the_request_calls_for_not_the_models_favourite(model, tokenizer):
+    # After conventional-commits' two examples the model puts most weight on `feat` whatever the change;
+    # calibrated against a request that says nothing, a rename opens as `refactor` and new tests as `test`.
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    requests = ["Renamed variables in utils.py for clarity, no behaviour change.",
+                "Write a commit message for this diff:\n--- /dev/null\n+++ b/tests/test_slugify.py\n"
+                "@@ -0,0 +1,3 @@\n+def test_slugify():\n+    assert slugify('A b') == 'a-b'"]
+    conversations = [teacher_conversation(SKILL, request, SEEDS) for request in requests]
+    openings = skill_form(SKILL).alternatives
+    assert backend.likeliest_openings(conversations, openings) == ["feat", "feat"]
+    assert backend.likeliest_openings(conversations, openings, calibrated=True) == ["refactor", "test"]
+
+
 def test_a_seed_search_finds_passing_seeds_for_a_skill_that_shows_no_example(model, tokenizer):
     """Without a worked example the 135M teacher passed 0 of 128 conventional-commits answers; held to
     the openings the header check allows (the type, chosen by likelihood), the search finds seeds."""
