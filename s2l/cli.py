@@ -43,8 +43,13 @@ def cmd_check_adapter(args: argparse.Namespace) -> None:
 
     from s2l.serving import vllm_lora_problems, vllm_max_lora_rank
 
-    failed = False
-    for adapter in args.adapters:
+    folders = [path for path in args.adapters if path.is_dir()]
+    for path in args.adapters:
+        if path not in folders:
+            # `build/adapters/*` also matches each adapter's metrics file: a file is no adapter folder.
+            print(f"{path}: skipped, not a folder" if path.exists() else f"{path}: no such folder", file=sys.stderr)
+    failed = not folders or any(not path.exists() for path in args.adapters)
+    for adapter in folders:
         problems = vllm_lora_problems(adapter)
         for problem in problems:
             print(f"{adapter}: {problem}", file=sys.stderr)
@@ -52,7 +57,8 @@ def cmd_check_adapter(args: argparse.Namespace) -> None:
             failed = True
         else:
             rank = json.loads((adapter / "adapter_config.json").read_text())["r"]
-            print(f"{adapter}: vLLM loads it (--enable-lora --max-lora-rank {vllm_max_lora_rank(rank)})")
+            print(f"{adapter}: passes the structural checks of vLLM's LoRA loader "
+                  f"(serve with --enable-lora --max-lora-rank {vllm_max_lora_rank(rank)})")
     if failed:
         raise SystemExit(1)
 
@@ -189,8 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="config files merged over config.yaml, as given to snakemake (worked examples wanted, "
                             "seed search, judge)")
     adapters = command("check-adapter", cmd_check_adapter,
-                       "check adapter folders against what vLLM's LoRA loader accepts; exit 1 if any fails")
-    adapters.add_argument("adapters", type=Path, nargs="+", help="adapter folders (build/adapters/<skill>)")
+                       "check adapter folders against what vLLM's LoRA loader accepts, structurally (the files, "
+                       "fields and tensor shapes it reads; nothing is served); exit 1 if any fails")
+    adapters.add_argument("adapters", type=Path, nargs="+",
+                          help="adapter folders (build/adapters/<skill>); files among them are skipped, so "
+                               "build/adapters/* works")
     stage("synthesize", cmd_synthesize, "generate requests and teacher answers; --usage: what each role's "
           "backend sent, its tokens, retries and cache hits", "skill", "model", "out", "usage")
     stage("dataset", cmd_dataset, "validate and filter synthetic records into a dataset",

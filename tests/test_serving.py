@@ -40,6 +40,21 @@ def test_an_all_linear_adapter_passes(tmp_path: Path) -> None:
     assert listed.returncode == 0 and "--max-lora-rank 16" in listed.stdout
 
 
+def test_files_beside_the_adapter_folders_are_skipped_and_a_missing_folder_fails(tmp_path: Path) -> None:
+    # What `s2l check-adapter build/adapters/*` is given after a build: folders and their metrics files.
+    adapter = save_adapter(tmp_path / "adapters" / "skill")
+    metrics = tmp_path / "adapters" / "skill.metrics.jsonl"
+    metrics.write_text('{"step": 1}\n')
+    listed = subprocess.run([sys.executable, "-m", "s2l", "check-adapter", str(adapter), str(metrics)],
+                            capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith(f"{adapter}: passes the structural checks of vLLM's LoRA loader")
+    assert f"{metrics}: skipped, not a folder" in listed.stderr
+    missing = subprocess.run([sys.executable, "-m", "s2l", "check-adapter", str(tmp_path / "nothing")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and f"{tmp_path / 'nothing'}: no such folder" in missing.stderr
+
+
 def test_embedding_and_lm_head_deltas_are_refused(tmp_path: Path) -> None:
     adapter = save_adapter(tmp_path / "adapter", target_modules=["q_proj", "embed_tokens"],
                            modules_to_save=["lm_head"])
