@@ -1,12 +1,14 @@
 """The workflow configuration: defaults in config.yaml, merged overrides, validation.
 
 ``snakemake --config strict=true`` hands over the string ``"true"`` (Snakemake reads only ``True``
-and ``False`` as booleans), so string spellings of booleans are accepted wherever the schema asks
-for a boolean, before the schema is checked.
+and ``False`` as booleans), and ``--config 'lora={r: 8}'`` the string ``"8"`` (Snakemake reads a nested
+value with YAML's BaseLoader, which makes every scalar a string), so a string that spells what the
+schema asks for (a boolean, an integer, a number) is read as one before the schema is checked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -25,21 +27,38 @@ BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": Fals
                  "0": False}
 
 
-def coerce_booleans(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` with ``"true"`` / ``"False"`` / ... turned into booleans where ``schema`` wants one."""
-    coerced = dict(config)
-    for name, rule in schema.get("properties", {}).items():
-        value = coerced.get(name)
-        if rule.get("type") == "boolean" and isinstance(value, str) and value.lower() in BOOLEAN_WORDS:
-            coerced[name] = BOOLEAN_WORDS[value.lower()]
-        elif rule.get("type") == "object" and isinstance(value, dict):
-            coerced[name] = coerce_booleans(value, rule)
-    return coerced
+def coerce_scalars(value: Any, rule: dict[str, Any], root: dict[str, Any]) -> Any:
+    """``value`` with each string that spells what ``rule`` (a part of the JSON Schema ``root``) asks
+    for, a boolean (``"true"``, ``"off"``, ...), an integer or a number, turned into one; the rest is
+    left for the schema to refuse."""
+    if "$ref" in rule:  # this schema's references are all "#/$defs/<name>"
+        return coerce_scalars(value, root["$defs"][rule["$ref"].rsplit("/", 1)[-1]], root)
+    if isinstance(value, dict):
+        objects = [alternative for alternative in rule.get("oneOf", []) if "$ref" in alternative
+                   or alternative.get("type") == "object"]
+        if objects:
+            return coerce_scalars(value, objects[0], root)
+    kind = rule.get("type")
+    if isinstance(value, dict) and kind == "object":
+        properties = rule.get("properties", {})
+        return {name: coerce_scalars(item, properties.get(name, {}), root) for name, item in value.items()}
+    if isinstance(value, list) and kind == "array":
+        return [coerce_scalars(item, rule.get("items", {}), root) for item in value]
+    if not isinstance(value, str):
+        return value
+    if kind == "boolean":
+        return BOOLEAN_WORDS.get(value.lower(), value)
+    for wanted, parse in (("integer", int), ("number", int), ("number", float)):
+        if kind == wanted:
+            with contextlib.suppress(ValueError):
+                return parse(value)
+    return value
 
 
 def validated(config: dict[str, Any]) -> dict[str, Any]:
-    """The config with booleans coerced; raises SchemaError naming the key at fault."""
-    config = coerce_booleans(config, load_schema(CONFIG_SCHEMA))
+    """The config with spelled-out scalars read; raises SchemaError naming the key at fault."""
+    schema = load_schema(CONFIG_SCHEMA)
+    config = coerce_scalars(config, schema, schema)
     validate(config, CONFIG_SCHEMA)
     return config
 

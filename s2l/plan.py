@@ -42,7 +42,10 @@ def skipped_folder(folder: Path) -> str | None:
     """Why ``folder`` is not built as a skill, or None when it is one."""
     if folder.name.startswith("."):
         return "a hidden folder"
-    if not (folder / SKILL_FILE).is_file():
+    skill_file = folder / SKILL_FILE
+    if skill_file.is_symlink() and not skill_file.exists():
+        return f"{SKILL_FILE} is a symlink to {os.readlink(skill_file)}, which does not exist"
+    if not skill_file.is_file():
         misnamed = [p.name for p in folder.iterdir() if p.name.lower() == SKILL_FILE.lower()]
         return f"it holds {misnamed[0]}, not {SKILL_FILE} (the name is case-sensitive)" if misnamed else None
     if not is_valid_skill_key(folder.name):
@@ -57,11 +60,14 @@ def discover_skills(skills_dir: Path) -> tuple[dict[str, tuple[Path, str]], list
         raise PlanError(f"skills_dir {skills_dir}: not a folder")
     skills, warnings = {}, []
     for folder in sorted(p for p in skills_dir.iterdir() if p.is_dir()):
-        reason = skipped_folder(folder)
-        if reason:
-            warnings.append(f"{folder}: skipped, {reason}")
-        elif (folder / SKILL_FILE).is_file():
-            skills[folder.name] = (folder, skill_sha256(folder))
+        try:
+            reason = skipped_folder(folder)
+            if reason:
+                warnings.append(f"{folder}: skipped, {reason}")
+            elif (folder / SKILL_FILE).is_file():
+                skills[folder.name] = (folder, skill_sha256(folder))
+        except OSError as error:  # one unreadable skill must not stop the others from building
+            warnings.append(f"{error.filename or folder}: skipped, cannot read it ({error.strerror})")
     if not skills:
         raise PlanError(f"skills_dir {skills_dir}: no skill in it (a skill is a folder holding {SKILL_FILE})"
                         + "".join(f"; {warning}" for warning in warnings))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -203,11 +204,17 @@ def load_skill(folder: Path, strict: bool = False) -> Skill:
     """
     key = check_skill_key(folder)
     path = folder / SKILL_FILE
-    if not path.is_file():
-        raise SkillError(path, "file", "not found")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as error:
+        dangling = path.is_symlink()
+        raise SkillError(path, "file", f"a symlink to {os.readlink(path)}, which does not exist" if dangling
+                         else "not found") from error
+    except OSError as error:
+        raise SkillError(path, "file", f"cannot read it ({error.strerror})") from error
     try:
         # Windows line endings must not hide the frontmatter fences.
-        text = path.read_bytes().decode("utf-8").replace("\r\n", "\n")
+        text = raw.decode("utf-8").replace("\r\n", "\n")
     except UnicodeDecodeError as error:
         raise SkillError(path, "encoding", f"not UTF-8: {error}") from error
 

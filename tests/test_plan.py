@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
 import pytest
 from test_skill import write_skill
+from workflow_helpers import ROOT, scheduled_jobs
 
 from s2l.plan import PlanError, discover_skills
 
@@ -47,3 +50,58 @@ def test_check_skill_reports_every_folder_and_fails_if_any_failed(tmp_path):
     passing = subprocess.run([sys.executable, "-m", "s2l", "check-skill", str(good), str(last)],
                              capture_output=True, text=True)
     assert passing.returncode == 0 and passing.stdout.count("ok: ") == 2
+
+
+def unprivileged(command: list[str]) -> list[str]:
+    """``command`` run so that a mode-000 file is unreadable to it: as root (CI, this machine), without
+    the capabilities that let root read any file whatever its mode."""
+    if os.geteuid() != 0:
+        return command
+    dropped = "-dac_override,-dac_read_search"
+    return ["setpriv", "--bounding-set", dropped, "--inh-caps", dropped, *command]
+
+
+@pytest.fixture
+def skills_with_unreadable_ones(tmp_path):
+    """good-skill, plus a folder no one may enter, a SKILL.md no one may read and a dangling symlink."""
+    skills = tmp_path / "skills"
+    write_skill(skills, "good-skill")
+    write_skill(skills, "locked-folder").chmod(0o000)
+    (write_skill(skills, "locked-file") / "SKILL.md").chmod(0o000)
+    dangling = skills / "dangling-link"
+    dangling.mkdir()
+    (dangling / "SKILL.md").symlink_to("../drafts/SKILL.md")
+    yield skills
+    (skills / "locked-folder").chmod(0o755)
+
+
+def test_unreadable_skills_are_named_in_one_line_each_and_the_others_still_plan_check_and_build(
+        skills_with_unreadable_ones, tmp_path):
+    skills = skills_with_unreadable_ones
+    run = {"capture_output": True, "text": True}
+    planned = subprocess.run(unprivileged([sys.executable, "-c", "import json, pathlib; from s2l.plan import "
+                                           f"discover_skills; print(json.dumps(discover_skills(pathlib.Path('{skills}'))[1]))"]),
+                             **run)
+    assert planned.returncode == 0, planned.stderr
+    assert sorted(json.loads(planned.stdout)) == [
+        f"{skills / 'dangling-link'}: skipped, SKILL.md is a symlink to ../drafts/SKILL.md, which does not exist",
+        f"{skills / 'locked-file' / 'SKILL.md'}: skipped, cannot read it (Permission denied)",
+        f"{skills / 'locked-folder' / 'SKILL.md'}: skipped, cannot read it (Permission denied)",
+    ]
+    checked = subprocess.run(unprivileged([sys.executable, "-m", "s2l", "check-skill",
+                                           *map(str, sorted(skills.iterdir()))]), **run)
+    assert checked.returncode == 1
+    assert f"ok: {skills / 'good-skill'}" in checked.stdout
+    assert sorted(line for line in checked.stderr.splitlines() if line.startswith("error:")) == [
+        f"error: {skills / 'dangling-link' / 'SKILL.md'}: file: a symlink to ../drafts/SKILL.md, which does not exist",
+        f"error: {skills / 'locked-file' / 'SKILL.md'}: file: cannot read it (Permission denied)",
+        f"error: {skills / 'locked-folder' / 'SKILL.md'}: file: cannot read it (Permission denied)",
+    ]
+    (tmp_path / "test.yaml").write_text(f"skills_dir: {skills}\n")
+    dry = subprocess.run(unprivileged([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d",
+                                       str(tmp_path), "-n", "--cores", "1", "--configfile",
+                                       str(ROOT / "tests" / "quick.yaml"), str(tmp_path / "test.yaml")]), **run)
+    assert dry.returncode == 0, dry.stderr
+    assert {skill for _, skill in scheduled_jobs(dry.stdout)} <= {"good-skill", "_shared", None}
+    assert ("evaluate", "good-skill") in scheduled_jobs(dry.stdout)
+    assert f"{skills / 'locked-file' / 'SKILL.md'}: skipped, cannot read it (Permission denied)" in dry.stdout + dry.stderr

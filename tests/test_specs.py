@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s2l.config import validated
+from s2l.config import merge_config, validated
 from s2l.schemas import SchemaError
 from s2l.specs import plan_specs, read_spec, write_if_changed
 
@@ -189,6 +189,18 @@ def test_strict_accepts_the_spellings_of_true(spelling):
 def test_a_non_boolean_strict_names_the_key():
     with pytest.raises(SchemaError, match=r"\$\.strict"):
         validated({**CONFIG, "strict": "maybe"})
+
+
+def test_nested_numbers_given_on_the_command_line_are_read_as_numbers():
+    from snakemake.cli import parse_config
+
+    given = parse_config(["lora={r: 8, alpha: 16.5}", "generation={seed_search: {temperatures: [0.5, 1]}}"])
+    assert given["lora"] == {"r": "8", "alpha": "16.5"}  # what Snakemake hands over: strings
+    config = validated(merge_config(CONFIG, given))
+    assert config["lora"]["r"] == 8 and config["lora"]["alpha"] == 16.5
+    assert config["generation"]["seed_search"]["temperatures"] == [0.5, 1]
+    with pytest.raises(SchemaError, match=r"\$\.training\.epochs"):
+        validated(merge_config(CONFIG, parse_config(["training={epochs: three}"])))
 
 
 def test_switching_check_filtering_off_changes_the_synthesis_key():
