@@ -92,8 +92,16 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def load_config(configfiles: list[Path]) -> dict[str, Any]:
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+def workflow_config(where: Path) -> Path:
+    """The config.yaml that ``snakemake`` run in ``where`` reads first: the one beside its Snakefile (a
+    copied or edited tree's own), or else the one that ships with s2l."""
+    return where / "config.yaml" if (where / "Snakefile").is_file() and (where / "config.yaml").is_file() \
+        else DEFAULT_CONFIG
+
+
+def load_config(configfiles: list[Path], where: Path = Path(".")) -> dict[str, Any]:
+    """The config a build run in ``where`` with ``--configfile configfiles`` uses, validated."""
+    config = yaml.safe_load(workflow_config(where).read_text(encoding="utf-8"))
     for path in configfiles:
         config = merge_config(config, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     return validated(config)

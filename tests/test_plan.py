@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -105,3 +107,15 @@ def test_unreadable_skills_are_named_in_one_line_each_and_the_others_still_plan_
     assert {skill for _, skill in scheduled_jobs(dry.stdout)} <= {"good-skill", "_shared", None}
     assert ("evaluate", "good-skill") in scheduled_jobs(dry.stdout)
     assert f"{skills / 'locked-file' / 'SKILL.md'}: skipped, cannot read it (Permission denied)" in dry.stdout + dry.stderr
+
+
+def test_status_and_cost_read_the_config_of_the_tree_they_run_in(tmp_path):
+    # A copied tree whose config.yaml sets epochs to a word: snakemake run there refuses it, so must s2l.
+    shutil.copy(ROOT / "Snakefile", tmp_path / "Snakefile")
+    shutil.copytree(ROOT / "skills", tmp_path / "skills")
+    config = (ROOT / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(re.sub(r"(?m)^(  epochs:) .*$", r'\1 "three"', config))
+    for command in ("status", "cost"):
+        ran = subprocess.run([sys.executable, "-m", "s2l", command], cwd=tmp_path, capture_output=True, text=True)
+        assert ran.returncode != 0
+        assert "training.epochs" in ran.stderr and "three" in ran.stderr, ran.stderr
