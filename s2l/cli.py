@@ -34,7 +34,8 @@ def cmd_parse_skill(args: argparse.Namespace) -> None:
 def cmd_check_skill(args: argparse.Namespace) -> None:
     from s2l.config import load_config
 
-    if not stages.check_skills(args.folders, args.strict, load_config(args.configfile)):
+    model = args.model if args.model.is_dir() else None
+    if not stages.check_skills(args.folders, args.strict, load_config(args.configfile), model):
         raise SystemExit(1)
 
 
@@ -191,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "exit 1 if any failed")
     check.add_argument("folders", type=Path, nargs="+", help="skill folders (each with a SKILL.md)")
     check.add_argument("--strict", action="store_true", help="treat spec deviations as errors")
+    check.add_argument("--model", type=Path, default=Path("build/models/base"),
+                       help="the prepared base model, to refuse a skill too long for its context as the build "
+                            "would (default: build/models/base; not checked when it is not there)")
     check.add_argument("--configfile", type=Path, nargs="*", default=[],
                        help="config files merged over config.yaml, as given to snakemake (worked examples wanted, "
                             "seed search, judge)")

@@ -116,24 +116,31 @@ def parse_skill(run: StageRun, model: Path, out: Path) -> None:
     run_stage(run, build)
 
 
-def check_skills(folders: list[Path], strict: bool, config: dict[str, Any]) -> bool:
+def check_skills(folders: list[Path], strict: bool, config: dict[str, Any], model: Path | None = None) -> bool:
     """Validate every folder and say what a build will make of it (s2l/readiness.py); True when all of
-    them passed."""
+    them passed. With ``model`` (the prepared base model) a skill too long for its context is refused,
+    as parse_skill refuses it; without, the output says the length was not checked."""
     from s2l.readiness import readiness
 
+    generation = config["generation"]
     passed = True
     for folder in folders:
         try:
             skill = load_skill(folder, strict=strict)
+            if model is not None:
+                check_fits_context(skill, model, generation["generator"]["max_new_tokens"],
+                                   generation["teacher"]["max_new_tokens"], generation["teacher_examples"])
         except SkillError as error:
             print(f"error: {error}", file=sys.stderr)
             passed = False
             continue
         report_warnings(skill.key, skill.warnings)
-        lines, verdict = readiness(skill, config["generation"], config["eval"]["judge"])
+        lines, verdict = readiness(skill, generation, config["eval"]["judge"])
         print(f"ok: {folder} ({len(skill.evals)} evals, {len(skill.warnings)} warnings)")
         for line in lines:
             print(f"  {line}")
+        if model is None:
+            print("  context: not checked (no prepared base model; `snakemake build/models/base` prepares it)")
         print(f"  {verdict}")
     return passed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,22 @@ def test_a_counter_example_is_listed_apart(tmp_path: Path) -> None:
     bad = next(n for n, line in enumerate(lines, 1) if line.startswith("**Bad:**"))
     assert f"counter-examples (never shown): 1: line {bad}" in report
     assert f"answers shown without a request: 1: line {bad + 2} (labelled)" in report
+
+
+def test_check_skill_refuses_a_skill_too_long_for_the_context_as_the_build_does(tmp_path: Path,
+                                                                                base_model_dir: Path) -> None:
+    folder = without_examples(tmp_path)
+    path = folder / "SKILL.md"
+    path.write_text(path.read_text() + "\n".join(f"- Rule {n}: keep the summary short and exact." for n in range(2500)))
+    refused = subprocess.run([sys.executable, "-m", "s2l", "check-skill", str(folder), "--model", str(base_model_dir)],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1
+    message = re.search(r"bare-commits/SKILL.md: length: skill 'bare-commits' needs ([\d,]+) tokens.*context is "
+                        r"8,192 tokens", refused.stderr)
+    assert message and int(message.group(1).replace(",", "")) > 8192
+    # No prepared model where it looks: said, not silently passed.
+    unchecked = subprocess.run([sys.executable, "-m", "s2l", "check-skill", str(folder), "--model",
+                                str(tmp_path / "build" / "models" / "base")], capture_output=True, text=True, timeout=120)
+    assert unchecked.returncode == 0
+    assert "context: not checked (no prepared base model; `snakemake build/models/base` prepares it)" in \
+        report_of(unchecked.stdout, folder)
