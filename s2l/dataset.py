@@ -16,7 +16,7 @@ from typing import Any
 from s2l.chat import supervised_ids
 from s2l.errors import UserError
 from s2l.form import answer_shape, shape_limits, skill_form
-from s2l.overlap import NearDuplicates, normalize, repeats_a_run, word_ngrams
+from s2l.overlap import CopyFilter, NearDuplicates, normalize
 from s2l.schemas import SchemaError, validate
 from s2l.skill import Skill
 
@@ -52,7 +52,7 @@ class DatasetSettings:
 def rejection_reason(
     record: dict[str, Any],
     seen_requests: set[str],
-    skill_ngrams: set[tuple[str, ...]],
+    skill_text: CopyFilter,
     evals: NearDuplicates,
     settings: DatasetSettings,
     token_count: Callable[[dict[str, Any]], int],
@@ -76,7 +76,7 @@ def rejection_reason(
     seen_requests.add(request_key)
     if token_count(record) > settings.max_seq_len:
         return "longer_than_max_seq_len"
-    if repeats_a_run(record["answer"], skill_ngrams, settings.copy_ngram_words):
+    if skill_text.copies(record["answer"]):
         return "copies_skill_text"
     return None
 
@@ -141,7 +141,7 @@ def build_dataset(
         ids, _ = supervised_ids(tokenizer, [{"role": "user", "content": record["request"]}], record["answer"])
         return len(ids)
 
-    skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
+    skill_text = CopyFilter(skill.text, settings.copy_ngram_words)
     evals = NearDuplicates([case["prompt"] for case in skill.evals])
     opening = skill_form(skill).opening
     seen: set[str] = set()
@@ -149,7 +149,7 @@ def build_dataset(
     dropped: Counter[str] = Counter()
     records = list(records)
     for record in records:
-        reason = rejection_reason(record, seen, skill_ngrams, evals, settings, token_count)
+        reason = rejection_reason(record, seen, skill_text, evals, settings, token_count)
         if reason:
             dropped[reason] += 1
         else:

@@ -8,6 +8,7 @@ import re
 SHINGLE_WORDS = 3
 NEAR_DUPLICATE = 0.5  # share of the shorter text's word 3-grams found in the other ...
 MIN_SHARED = 5  # ... and at least this many of them (or all of a shorter text's): stock phrases do not count
+MIN_COPY_WORDS = 3  # a shorter answer found in the skill text (`## [Unreleased]`) may be what it should say
 _WORD = re.compile(r"\w+")
 
 
@@ -21,9 +22,21 @@ def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def repeats_a_run(text: str, runs: set[tuple[str, ...]], n: int) -> bool:
-    """Whether ``text`` holds one of ``runs`` (the ``word_ngrams(source, n)`` of a source text)."""
-    return not runs.isdisjoint(word_ngrams(text, n))
+class CopyFilter:
+    """Whether a text copies a source (the skill text): shares a run of ``n`` consecutive words with it
+    or, shorter than that, appears in it whole. A 9-word worked example given as the answer to an
+    unrelated request holds no 12-word run, and is still a copy."""
+
+    def __init__(self, source: str, n: int) -> None:
+        self.n = n
+        self.runs = word_ngrams(source, n)
+        self.source = f" {' '.join(source.lower().split())} "
+
+    def copies(self, text: str) -> bool:
+        words = text.lower().split()
+        if len(words) >= self.n:
+            return not self.runs.isdisjoint(word_ngrams(text, self.n))
+        return len(words) >= MIN_COPY_WORDS and f" {' '.join(words)} " in self.source
 
 
 def shingles(text: str) -> frozenset[tuple[str, ...]]:

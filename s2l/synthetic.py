@@ -35,7 +35,7 @@ from s2l.form import PARAGRAPH_BREAK, Form, answer_shape, skill_form
 from s2l.examples import EXAMPLE_HEADING
 from s2l.generation import Backend, Completion, Sampling
 from s2l.judge import Judge
-from s2l.overlap import NearDuplicates, repeats_a_run, word_ngrams
+from s2l.overlap import CopyFilter, NearDuplicates
 from s2l.skill import Skill
 
 GENERATOR_SYSTEM = (
@@ -322,7 +322,7 @@ class Grader:
         self.judge = None if skill.checks else judge
         self.rules = skill_rules(skill) if self.judge else []
         self.seed = seed
-        self.skill_ngrams = word_ngrams(skill.text, settings.copy_ngram_words)
+        self.skill_text = CopyFilter(skill.text, settings.copy_ngram_words)
         self.failures: Counter[str] = Counter()  # per check (or judged rule), the answers that failed it
 
     @property
@@ -351,7 +351,7 @@ class Grader:
 
     def acceptable(self, answer: Answer) -> bool:
         ended = answer.completion.finish_reason == "stop"
-        copied = repeats_a_run(answer.completion.text, self.skill_ngrams, self.settings.copy_ngram_words)
+        copied = self.skill_text.copies(answer.completion.text)
         return ended and not copied and (answer.passed is not False or not self.settings.filter_by_checks)
 
 

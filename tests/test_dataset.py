@@ -37,7 +37,7 @@ def record(index: int, request: str, answer: str, split: str = "train", finish_r
 
 def synthetic_records() -> list[dict]:
     copied = " ".join(SKILL.body.split()[40:60])
-    broken = record(9, "a request that lacks its answer", "x")
+    broken = record(10, "a request that lacks its answer", "x")
     del broken["answer"]
     return [
         record(0, "Commit message for a parser fix", "fix(parser): handle empty lines"),
@@ -48,6 +48,8 @@ def synthetic_records() -> list[dict]:
         record(5, "commit message for a  PARSER fix", "fix(parser): again"),
         record(6, "Commit message for a huge change", "word " * 600),
         record(7, "Commit message copying the skill", copied),
+        # A worked example's 5-word header, copied as the answer to an unrelated request: no 12-word run.
+        record(8, "Commit message for a new logging option", "feat(api)!: paginate the users endpoint"),
         broken,
     ]
 
@@ -57,7 +59,7 @@ def test_filters_count_every_reason_and_drop_the_skill_text(tokenizer) -> None:
     kept, report = build_dataset(synthetic_records(), SKILL, tokenizer, settings)
     assert [r["id"] for r in kept] == ["r0", "r1", "r2"]
     assert report["dropped"] == {
-        "copies_skill_text": 1,
+        "copies_skill_text": 2,
         "duplicate_request": 1,
         "empty_answer": 1,
         "invalid_record": 1,
@@ -65,7 +67,7 @@ def test_filters_count_every_reason_and_drop_the_skill_text(tokenizer) -> None:
         "truncated_answer": 1,
     }
     assert report["kept"] == {"train": 2, "eval": 1}
-    assert report["input_records"] == 9
+    assert report["input_records"] == 10
     for output in kept:
         validate(output, "dataset_record.schema.json")
         assert [m["role"] for m in output["messages"]] == ["user", "assistant"]
