@@ -168,11 +168,13 @@ class LocalBackend:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[Completion | None] = [None] * len(encoded)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for number, batch in enumerate(tqdm(batches, desc=desc or "generate", unit="batch")):
-            torch.manual_seed(seed + number)
-            for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling,
-                                                               [starts[i] for i in batch], stop)):
-                results[index] = completion
+        with tqdm(total=len(encoded), desc=desc or "generate", unit="answer") as bar:
+            for number, batch in enumerate(batches):
+                torch.manual_seed(seed + number)
+                for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling,
+                                                                   [starts[i] for i in batch], stop)):
+                    results[index] = completion
+                bar.update(len(batch))
         self.usage.requests += len(results)
         self.usage.sent += len(results)
         self.usage.add(results, started)  # type: ignore[arg-type]

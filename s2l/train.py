@@ -287,7 +287,7 @@ def train_adapter(
     that finds one there (a killed job rerun) continues from it, and a finished run removes them."""
     import shutil
 
-    from transformers import DataCollatorWithFlattening, TrainingArguments, set_seed
+    from transformers import DataCollatorWithFlattening, PrinterCallback, TrainingArguments, set_seed
 
     from s2l.model import load_tokenizer
 
@@ -333,6 +333,8 @@ def train_adapter(
             # and a resumed run's metrics must still start at step 1.
             callbacks=[metrics_class(where.checkpoint_dir / "metrics.jsonl", precision.device)],
         )
+        # With its own bar off, Trainer prints each step's log as a raw dict; the bar shows the loss.
+        trainer.remove_callback(PrinterCallback)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     model.save_pretrained(out_dir)

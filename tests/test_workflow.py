@@ -140,6 +140,10 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         steps = [json.loads(line) for line in (build / "adapters" / f"{key}.metrics.jsonl").read_text().splitlines()]
         assert [step["step"] for step in steps] == [1, 2]  # tests/quick.yaml: max_steps 2
         assert all(step["loss"] > 0 and step["tokens"] > 0 for step in steps)
+        # The logs show progress bars, in answers where the model writes, and no raw Python dicts.
+        train_log = (build / "logs" / "train" / f"{key}.log").read_text()
+        assert "training: 100%" in train_log and not re.search(r"^\{'", train_log, flags=re.MULTILINE)
+        assert re.search(r"\d+/\d+ \[[^]]*(answer/s|s/answer)\]", (build / "logs" / "synthesize" / f"{key}.log").read_text())
         evaluation = json.loads((build / "eval" / f"{key}.json").read_text())
         validate(evaluation, "eval_report.schema.json")
         assert evaluation["token_saving"]["prompt_tokens_per_request"] > 100
