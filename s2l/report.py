@@ -16,7 +16,7 @@ from s2l.evaluate import CONDITIONS, CONTROLS, mean_or_none
 from s2l.stats import bootstrap
 
 SUMMED_USAGE = ("requests", "sent", "retries", "cache_hits", "prompt_tokens", "completion_tokens", "wall_seconds")
-SIDE_BY_SIDE = 3  # prompts an eval report shows with every condition's first answer
+SIDE_BY_SIDE = 3  # held-out prompts, and evals.json cases, an eval report shows with every condition's first answer
 FENCE = "~~~~"  # answers may hold ``` fences of their own
 LABELS = {"no_skill": "no skill", "skill_in_context": "skill in context", "adapter": "adapter",
           "wrong_adapter": "wrong adapter", "shared_adapter": "shared adapter"}
@@ -242,8 +242,22 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def _verdict(passed: list[bool] | None) -> str:
-    return "no checks" if passed is None else f"{sum(passed)} of {len(passed)} sampled answers pass"
+def _verdict(answer: dict[str, Any]) -> str:
+    if answer["passed"] is None:
+        return "no checks"
+    verdict = f"{sum(answer['passed'])} of {len(answer['passed'])} sampled answers pass"
+    failed = answer.get("failed_checks") or []
+    return verdict + "".join(f"; fails: {check}" for check in failed)
+
+
+def shown_side_by_side(answers: list[dict[str, Any]]) -> list[int]:
+    """Which prompts the report shows: the first held-out ones (checked by the skill-level checks only)
+    and the evals.json cases the adapter fails most (their own checks test content too), so that a
+    reader sees where the form was learned and the content was not."""
+    held_out = [n for n, answer in enumerate(answers) if answer["source"] == "held_out"][:SIDE_BY_SIDE]
+    cases = [n for n, answer in enumerate(answers) if answer["source"] == "evals"]
+    cases.sort(key=lambda n: sum(answers[n]["passed"]) / len(answers[n]["passed"]) if answers[n]["passed"] else 1)
+    return held_out + sorted(cases[:SIDE_BY_SIDE])
 
 
 def eval_markdown(report: dict[str, Any]) -> str:
@@ -281,10 +295,11 @@ def eval_markdown(report: dict[str, Any]) -> str:
         "",
         "## Answers side by side",
     ]
-    for index, first in enumerate(conditions[CONDITIONS[0]]["answers"][:SIDE_BY_SIDE]):
-        lines += ["", f"### {first['id']} ({first['source'].replace('_', '-')})", "", FENCE, first["request"], FENCE]
+    sources = {"held_out": "held-out request, skill-level checks", "evals": "evals.json case, its own checks too"}
+    for index in shown_side_by_side(conditions["adapter"]["answers"]):
+        first = conditions["adapter"]["answers"][index]
+        lines += ["", f"### {first['id']} ({sources[first['source']]})", "", FENCE, first["request"], FENCE]
         for condition in CONDITIONS:
             answer = conditions[condition]["answers"][index]
-            lines += ["", f"**{LABELS[condition]}** ({_verdict(answer['passed'])}):", "", FENCE, answer["answers"][0],
-                      FENCE]
+            lines += ["", f"**{LABELS[condition]}** ({_verdict(answer)}):", "", FENCE, answer["answers"][0], FENCE]
     return "\n".join(lines) + "\n"

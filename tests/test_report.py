@@ -99,11 +99,21 @@ def test_the_eval_markdown_shows_rates_and_answers_side_by_side() -> None:
         values["answers"] = [{"id": f"p{i}", "source": "held_out", "request": f"Request {i}",
                               "passed": [True, False], "answers": [f"{condition} answer {i}", "later sample"]}
                              for i in range(4)]
+        # evals.json cases: e1 fails both samples, e2 one, e0 and e3 none.
+        values["answers"] += [{"id": f"e{i}", "source": "evals", "request": f"Case {i}", "passed": passed,
+                               "failed_checks": ["The type is fix."] if False in passed else [],
+                               "answers": [f"{condition} case answer {i}"]}
+                              for i, passed in enumerate([[True, True], [False, False], [True, False], [True, True]])]
     text = eval_markdown(report)
     assert "| adapter | 0.50 [0.50, 0.50] | – | – | 3 / 4 (2) | 1.00 | 80 | 0.50 |" in text
     assert "every evals.json expectation is ungraded" in text
     assert "Adapter − skill in context: +0.40 [+0.20, +0.60]" in text
-    assert text.count("### p") == 3  # three prompts side by side, not all four
+    assert text.count("### p") == 3  # three held-out prompts side by side, not all four
+    # ... and three evals.json cases, those the adapter fails first, with the check that failed.
+    assert [line for line in text.splitlines() if line.startswith("### e")] == [
+        "### e0 (evals.json case, its own checks too)", "### e1 (evals.json case, its own checks too)",
+        "### e2 (evals.json case, its own checks too)"]
+    assert "**adapter** (0 of 2 sampled answers pass; fails: The type is fix.):\n\n~~~~\nadapter case answer 1" in text
     assert "~~~~\nRequest 2\n~~~~" in text and "Request 3" not in text
     assert "**skill in context** (1 of 2 sampled answers pass):\n\n~~~~\nskill_in_context answer 1\n~~~~" in text
     assert "later sample" not in text

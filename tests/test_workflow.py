@@ -166,6 +166,10 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         first = {condition: values["answers"][0] for condition, values in evaluation["conditions"].items()}
         assert first["adapter"]["request"] in shown
         assert all(answer["answers"][0] in shown for answer in first.values())
+        assert "(evals.json case, its own checks too)" in shown
+        failing = [answer for answer in evaluation["conditions"]["adapter"]["answers"]
+                   if answer["source"] == "evals" and answer["failed_checks"]]
+        assert any(f"; fails: {check}" in shown for answer in failing for check in answer["failed_checks"])
     for key in (*MALFORMED, *UNUSABLE, LONG):
         assert not (build / "adapters" / key).exists()
 
