@@ -31,6 +31,14 @@ onstart:
     record_forced_jobs()
 
 
+onsuccess:
+    report_results()
+
+
+onerror:
+    report_results()  # with --keep-going, what the skills that did build learned
+
+
 rule all:
     default_target: True
     input:

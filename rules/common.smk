@@ -3,6 +3,8 @@ import json
 import os
 import shlex
 import sys
+import time
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -10,6 +12,7 @@ from snakemake.logging import logger
 from s2l.config import check_api_keys, validated
 from s2l.errors import UserError
 from s2l.plan import build_plan, manifest_path, write_plan
+from s2l.report import results_written_since
 from s2l.resources import model_job_resources, parameter_count
 from s2l.runner import FORCED_ENV
 from s2l.skill import SKILL_KEY_PATTERN
@@ -44,6 +47,17 @@ def record_forced_jobs() -> None:
         "all": settings.forceall,
         "names": sorted(set(settings.forcerun) | (set(settings.targets) if settings.forcetargets else set())),
     })
+
+
+BUILD_STARTED = time.time()
+
+
+def report_results() -> None:
+    """End a build with what it learned: per skill evaluated in this run, the result in one sentence
+    and where its eval report is."""
+    sentences = results_written_since(Path("build/eval"), SKILLS, BUILD_STARTED)
+    if sentences:
+        print("\n".join(["", "Results:", *sentences]))
 
 
 S2L = f"{shlex.quote(sys.executable)} -m s2l"

@@ -9,6 +9,7 @@ uninformative and left out of the win counts."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,39 @@ def _verdict(answer: dict[str, Any]) -> str:
     verdict = f"{sum(answer['passed'])} of {len(answer['passed'])} sampled answers pass"
     failed = answer.get("failed_checks") or []
     return verdict + "".join(f"; fails: {check}" for check in failed)
+
+
+def result_sentence(report: dict[str, Any], markdown_path: Path) -> str:
+    """One skill's eval result in one plain sentence, as a build ends with it: the adapter's check pass
+    rate beside the other conditions', on which kind of prompt it falls short, and where the report is."""
+    rates = {condition: report["conditions"][condition]["pass_rate"] for condition in CONDITIONS}
+    adapter = rates["adapter"]
+    kinds = ", ".join(f"{name} {_fmt(adapter[source]['mean'])}" for source, name in
+                      (("held_out", "held-out requests"), ("evals", "evals.json cases")) if adapter[source]["n"])
+    failed = Counter(check for answer in report["conditions"]["adapter"]["answers"] if answer["source"] == "evals"
+                     for check in answer.get("failed_checks", []))
+    weakest = ""
+    if failed:
+        check, count = failed.most_common(1)[0]
+        weakest = f"; on evals.json cases it most often fails \"{check}\" ({count} of {report['prompts']['evals']})"
+    return (f"{report['skill']['key']}: the adapter passes {rate_text(adapter['all']['mean'], adapter['all']['ci95'])} "
+            f"of checks ({kinds}), the skill in context "
+            f"{rate_text(rates['skill_in_context']['all']['mean'], rates['skill_in_context']['all']['ci95'])}, no skill "
+            f"{rate_text(rates['no_skill']['all']['mean'], rates['no_skill']['all']['ci95'])}{weakest}. "
+            f"Report: {markdown_path}")
+
+
+def results_written_since(eval_dir: Path, skills: list[str], since: float) -> list[str]:
+    """The result sentence of each skill whose eval report in ``eval_dir`` was written after ``since``
+    (a build's start): what the build ends with."""
+    import json
+
+    sentences = []
+    for skill in skills:
+        path = eval_dir / f"{skill}.json"
+        if path.is_file() and path.stat().st_mtime >= since:
+            sentences.append(result_sentence(json.loads(path.read_text(encoding="utf-8")), path.with_suffix(".md")))
+    return sentences
 
 
 def shown_side_by_side(answers: list[dict[str, Any]]) -> list[int]:

@@ -356,7 +356,7 @@ def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path,
     def build(spec: dict[str, Any]) -> None:
         from s2l.evaluate import EvalSettings
         from s2l.model import load_model, load_tokenizer
-        from s2l.report import eval_markdown
+        from s2l.report import eval_markdown, result_sentence
         from s2l.schemas import validate
 
         set_threads(threads)
@@ -380,8 +380,7 @@ def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path,
         write_json(out, report)
         if markdown_file is not None:
             markdown_file.write_text(eval_markdown(report), encoding="utf-8")
-        rates = {c: v["pass_rate"]["all"]["mean"] for c, v in results["conditions"].items()}
-        print(f"{skill.key}: pass rates {rates}")
+            print(result_sentence(report, markdown_file))
 
     run_stage(run, build)
 

@@ -117,3 +117,24 @@ def test_the_eval_markdown_shows_rates_and_answers_side_by_side() -> None:
     assert "~~~~\nRequest 2\n~~~~" in text and "Request 3" not in text
     assert "**skill in context** (1 of 2 sampled answers pass):\n\n~~~~\nskill_in_context answer 1\n~~~~" in text
     assert "later sample" not in text
+
+
+def test_a_build_ends_with_the_result_in_one_sentence_and_where_the_report_is() -> None:
+    from pathlib import Path
+
+    from s2l.report import result_sentence
+
+    report = eval_report("commits", {"no_skill": 0.0, "skill_in_context": 0.1, "adapter": 0.56}, (0.3, 0.8))
+    report["prompts"] = {"held_out": 2, "evals": 2}
+    adapter = report["conditions"]["adapter"]["pass_rate"]
+    adapter["held_out"] = {"mean": 0.95, "ci95": [0.9, 1.0], "n": 2}
+    adapter["evals"] = {"mean": 0.21, "ci95": [0.0, 0.5], "n": 2}
+    report["conditions"]["adapter"]["answers"] = [
+        {"source": "held_out", "failed_checks": ["No trailing period."]},
+        {"source": "evals", "failed_checks": ["The type is fix.", "Names issue #412."]},
+        {"source": "evals", "failed_checks": ["The type is fix."]},
+    ]
+    assert result_sentence(report, Path("build/eval/commits.md")) == (
+        "commits: the adapter passes 0.56 [0.56, 0.56] of checks (held-out requests 0.95, evals.json cases 0.21), "
+        "the skill in context 0.10 [0.10, 0.10], no skill 0.00 [0.00, 0.00]; on evals.json cases it most often "
+        "fails \"The type is fix.\" (2 of 2). Report: build/eval/commits.md")
