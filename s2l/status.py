@@ -1,5 +1,5 @@
-"""``s2l status``: per skill and stage, up to date / stale (and why) / restorable from the store,
-from the same plan keys the build uses."""
+"""``s2l status``: per skill and stage, up to date / stale (and why) / not built / restorable from
+the store, from the same plan keys the build uses."""
 
 from __future__ import annotations
 
@@ -33,13 +33,16 @@ def target_status(stage: str, skill: str | None, plan: BuildPlan, workdir: Path,
         reason = "never built"
     if store.has_plan(stage, expected["key"]):
         return "cached", f"restorable from the store ({reason})"
-    return "stale", reason
+    return ("not built", "") if reason == "never built" else ("stale", reason)
 
 
 def status_table(plan: BuildPlan, workdir: Path, store: Store) -> list[tuple[str, str, str, str]]:
-    """(skill, stage, state, why) rows; the shared adapter and the benchmark come last, under skill "*"."""
-    rows = [(skill, stage, *target_status(stage, skill, plan, workdir, store))
-            for skill in plan.skills for stage in STORED_STAGES if spec_path(stage, skill) in plan.specs]
+    """(skill, stage, state, why) rows: the base model first, then each skill's stages, then the shared
+    adapter and the benchmark, the build's own under skill "*"."""
+    rows = [("*", "prepare_model", *target_status("prepare_model", None, plan, workdir, store))]
+    rows += [(skill, stage, *target_status(stage, skill, plan, workdir, store))
+             for skill in plan.skills for stage in ("parse_skill", *STORED_STAGES)
+             if spec_path(stage, skill) in plan.specs]
     for stage in ("train_shared", "benchmark"):
         if spec_path(stage) in plan.specs:
             rows.append(("*", stage, *target_status(stage, None, plan, workdir, store)))

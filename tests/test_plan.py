@@ -119,3 +119,16 @@ def test_status_and_cost_read_the_config_of_the_tree_they_run_in(tmp_path):
         ran = subprocess.run([sys.executable, "-m", "s2l", command], cwd=tmp_path, capture_output=True, text=True)
         assert ran.returncode != 0
         assert "training.epochs" in ran.stderr and "three" in ran.stderr, ran.stderr
+
+
+def test_status_lists_every_stage_and_calls_an_unbuilt_one_not_built(tmp_path):
+    shutil.copytree(ROOT / "skills" / "keep-a-changelog", tmp_path / "skills" / "keep-a-changelog")
+    (tmp_path / "test.yaml").write_text(f"skills_dir: {tmp_path / 'skills'}\n")
+    ran = subprocess.run([sys.executable, "-m", "s2l", "status", "-d", str(tmp_path), "--configfile",
+                          str(tmp_path / "test.yaml")], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    rows = [re.split(r"\s{2,}", line.strip()) for line in ran.stdout.splitlines()]
+    assert rows == [["*", "prepare_model", "not built"]] + [
+        ["keep-a-changelog", stage, "not built"] for stage in ("parse_skill", "synthesize", "dataset", "train",
+                                                               "evaluate", "evaluate_controls")] + [
+        ["*", "train_shared", "not built"], ["*", "benchmark", "not built"]]
