@@ -116,7 +116,8 @@ def teacher_summary(records: list[dict[str, Any]], skill: Skill) -> dict[str, An
         "skill_checks": len(skill.checks),
         "filter_by_checks": bool(teacher.get("filter_by_checks")) and bool(skill.checks),
         "samples_per_request": teacher.get("samples"),
-        "examples_shown": teacher.get("examples"),
+        # As many as there were to show, up to generation.teacher_examples: the most any answer saw.
+        "examples_shown": max((len(record.get("shown_examples", [])) for record in records), default=0),
         # The skill's own demonstrations the teacher could be shown (those with a request).
         "skill_examples": len(skill.worked_pairs),
         "seed_search": teacher.get("seed_search"),

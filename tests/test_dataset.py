@@ -68,6 +68,8 @@ def test_filters_count_every_reason_and_drop_the_skill_text(tokenizer) -> None:
     }
     assert report["kept"] == {"train": 2, "eval": 1}
     assert report["input_records"] == 10
+    # Each answer was shown the one example there was, though generation.teacher_examples asks for 3.
+    assert report["teacher"]["examples_shown"] == 1
     for output in kept:
         validate(output, "dataset_record.schema.json")
         assert [m["role"] for m in output["messages"]] == ["user", "assistant"]
