@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -292,6 +293,12 @@ def test_adapter_loads_with_peft_and_scores_as_in_its_eval_report(workdir: Path,
     # The folder as PEFT loads it is the adapter the evaluation scored, and it moves the base model.
     assert with_adapter == pytest.approx(scored[f"evals-{case['id']}"], rel=1e-3)
     assert with_adapter != pytest.approx(without, rel=1e-4)
+    # The model card's snippet runs as written, offline, in the work directory.
+    card = (workdir / "build" / "adapters" / GOOD[0] / "README.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", card, flags=re.DOTALL).group(1)
+    ran = subprocess.run([sys.executable, "-c", snippet + "print(type(model).__name__)"], cwd=workdir,
+                         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert ran.returncode == 0 and ran.stdout.strip().endswith("PeftModelForCausalLM"), ran.stderr[-2000:]
 
 
 def test_dag_renders_with_graphviz(workdir: Path) -> None:
