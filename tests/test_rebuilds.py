@@ -128,6 +128,44 @@ def test_every_artefact_has_a_manifest_with_its_keys(workdir: Path) -> None:
     assert json.loads((build_dir / "manifests" / "benchmark.json").read_text())["key"]
 
 
+# The README's "Using the workflow" commands that rebuild on purpose, and the tests that run them.
+REBUILDING = {"--configfile tests/quick.yaml": "every workflow test builds with it",
+              "--config strict=true": "test_toggling_strict_reruns_only_parsing",
+              "--forcerun train": "test_forcerun_train_retrains_and_refreshes_the_store"}
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's "Using the workflow" block, without their comments."""
+    section = (ROOT / "README.md").read_text().split("## Using the workflow", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip() and not line[0].isspace()]
+
+
+def test_every_readme_command_works_on_a_finished_build(workdir: Path) -> None:
+    commands = [c for c in readme_commands() if not any(flag in c for flag in REBUILDING)]
+    assert len(commands) == len(readme_commands()) - len(REBUILDING)
+    configfiles = f"--configfile {ROOT / 'tests' / 'quick.yaml'} {workdir / 'test.yaml'}"
+    first_lines = {}
+    for command in commands:
+        program, _, rest = command.partition(" ")
+        if program == "snakemake":
+            rest, pipe, after = rest.partition(" | ")
+            line = f"{sys.executable} -m snakemake -s {ROOT / 'Snakefile'} {rest} {configfiles} {pipe}{after}"
+        else:
+            assert program == "s2l", command
+            line = f"{sys.executable} -m s2l {rest}" + (f" {configfiles}" if rest.split()[0] != "check-adapter" else "")
+        ran = subprocess.run(line, shell=True, cwd=workdir, capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, f"{command}\n{ran.stderr[-3000:]}"
+        first_lines[command] = (ran.stdout or ran.stderr).splitlines()[0] if (ran.stdout or ran.stderr) else ""
+    assert "<svg" in (workdir / "dag.svg").read_text()
+    assert (workdir / "build" / "report.html").stat().st_size > 0
+    assert first_lines["s2l check-skill skills/*"] == f"ok: skills/{SKILLS[0]} (8 evals, 0 warnings)"
+    assert first_lines["s2l check-adapter build/adapters/*"].startswith(
+        f"build/adapters/{SKILLS[0]}: passes the structural checks of vLLM's LoRA loader")
+    assert re.match(r"\*\s+prepare_model\s+up to date$", first_lines["s2l status"])
+    assert first_lines["s2l cost"].split()[:3] == ["skill", "role", "backend"]
+
+
 def test_touching_every_skill_schedules_nothing(workdir: Path) -> None:
     for path in (workdir / "skills").rglob("*"):
         path.touch()
