@@ -6,8 +6,8 @@ function) it continues in that form; and an answer that is complete at the endin
 (the closing quotes; the end of a one-paragraph request) is cut there instead of running on. Both
 come from the skill's own examples; for a skill whose examples share none, the opening comes from
 what its skill-level checks demand of every answer's start (``\\A## \\[`` opens a changelog entry with
-``## [``), or, where a check allows several (``\\A(feat|fix|...)``), is the likeliest of them for each
-request. Never from an evals.json case.
+``## [``), or, where a check allows several (``\\A(feat|fix|...)``), is the one each request calls for (see
+s2l/synthetic.py: answer_starts). Never from an evals.json case.
 """
 
 from __future__ import annotations
