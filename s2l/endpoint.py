@@ -115,10 +115,10 @@ class OpenAIBackend:
         return EndpointError(f"{self.where}: endpoint {self.base_url}, model {self.model_id}: {what}; "
                              f"gave up after {self.connection.max_retries} retries where retrying could help")
 
-    def likeliest_openings(self, conversations: list[list[Message]], openings: tuple[str, ...],
-                           calibrated: bool = False) -> list[str]:
-        """An endpoint is not made to start its answer with given text: no opening is chosen."""
-        return [""] * len(conversations)
+    def opening_scores(self, conversations: list[list[Message]], openings: tuple[str, ...],
+                       calibrated: bool = False) -> None:
+        """An endpoint is not made to start its answer with given text: no opening is scored."""
+        return None
 
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",

@@ -79,12 +79,12 @@ class Backend(Protocol):
         answer holds ``stop`` (the text keeps it; whatever follows is the caller's to cut).
         ``json_schema``: the answer is asked to be JSON of that schema, where the backend can enforce it."""
 
-    def likeliest_openings(self, conversations: list[list[Message]], openings: tuple[str, ...],
-                           calibrated: bool = False) -> list[str]:
-        """Per conversation, the one of ``openings`` the model finds likeliest as the start of its answer
-        (decoding held to what a check allows first); "" each where the backend cannot prefill. With
-        ``calibrated``, likeliest for this request rather than for any: each opening's likelihood is
-        divided by its likelihood after a request that says nothing (contextual calibration)."""
+    def opening_scores(self, conversations: list[list[Message]], openings: tuple[str, ...],
+                       calibrated: bool = False) -> list[list[float]] | None:
+        """Per conversation, the log-likelihood of each of ``openings`` as the start of its answer
+        (for decoding held to what a check allows first); None where the backend cannot prefill an
+        answer. With ``calibrated``, for this request rather than for any: minus the opening's
+        log-likelihood after a request that says nothing (contextual calibration)."""
 
 
 def earlier_turns(messages: list[Message]) -> tuple[tuple[str, str], ...]:
@@ -180,18 +180,13 @@ class LocalBackend:
         self.usage.add(results, started)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
-    def likeliest_openings(self, conversations: list[list[Message]], openings: tuple[str, ...],
-                           calibrated: bool = False) -> list[str]:
-        """By each opening's log-likelihood as the start of the answer. Uncalibrated, a small model's prior
-        decides: after two worked examples SmolLM2-135M puts 0.69-0.99 on ``feat`` for every commit
-        (a README edit, new tests, a version bump); calibrated, it picked six types for 13 requests,
-        most of them the right one. But calibrated openings are less often ones the model can go on
-        from: the seed search of tests/test_synthetic.py found no passing answer in 64 with them,
-        several without (s2l/synthetic.py: answer_starts uses each where it pays)."""
+    def opening_scores(self, conversations: list[list[Message]], openings: tuple[str, ...],
+                       calibrated: bool = False) -> list[list[float]]:
+        """Uncalibrated, a small model's prior decides: after conventional-commits' worked examples
+        SmolLM2-135M puts 0.69-0.99 on ``feat`` for every commit (a README edit, new tests, a version
+        bump); calibrated, a rename scores highest as ``refactor`` and new tests as ``test``."""
         from s2l.scoring import answer_nll
 
-        if len(openings) < 2:
-            return [openings[0] if openings else ""] * len(conversations)
         asked = list(conversations)
         if calibrated:
             # One request that says nothing per distinct set of earlier turns (one per round, in practice).
@@ -201,12 +196,12 @@ class LocalBackend:
         pairs = [(messages, opening) for messages in asked for opening in openings]
         nll = answer_nll(self.model, self.tokenizer, [m for m, _ in pairs], [o for _, o in pairs], self.batch_size,
                          whole=False)
-        rows = [nll[n * len(openings):(n + 1) * len(openings)] for n in range(len(asked))]
+        rows = [[-value for value in nll[n * len(openings):(n + 1) * len(openings)]] for n in range(len(asked))]
         if calibrated:
             baseline = dict(zip(empty, rows[len(conversations):]))
             rows = [[score - prior for score, prior in zip(row, baseline[earlier_turns(messages)])]
                     for row, messages in zip(rows, conversations)]
-        return [openings[min(range(len(openings)), key=row.__getitem__)] for row in rows[:len(conversations)]]
+        return rows[:len(conversations)]
 
     def _generate(
         self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_starts: list[str], stop: str

@@ -33,7 +33,8 @@ def readiness(skill: Skill, generation: dict[str, Any], judge: dict[str, Any] | 
             ": " + ", ".join(f"line {example['line']}" for example in skill.counter_examples)
             if skill.counter_examples else ""),
         "form: " + (f"answers open with {form.opening!r}" if form.opening else
-                    "answers open with the one each request calls for of " + ", ".join(map(repr, form.alternatives))
+                    "answers open with the one each request calls for, drawn from the calibrated likelihoods of "
+                    + ", ".join(map(repr, form.alternatives))
                     if form.alternatives else "no shared opening") + (
             f", end at {form.ending!r}" if form.ending else ""),
         f"checks: {len(skill.checks)} skill-level, {len(skill.evals)} evals.json case(s)",

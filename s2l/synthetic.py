@@ -264,15 +264,26 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
 
 
 def answer_starts(form: Form, backend: Backend, conversations: list[list[Message]], full: set[str] = frozenset(),
-                  calibrated: bool = False) -> str | list[str]:
+                  rng: random.Random | None = None) -> str | list[str]:
     """The opening of each answer: the one the skill's answers share, or, where a check allows several
-    (``\\A(feat|fix|...)``), the one the model finds likeliest for each request (``calibrated``: likeliest
-    for this request rather than any), leaving out those of an answer shape that is ``full`` (has its
-    share of the answers already)."""
+    (``\\A(feat|fix|...)``), one per request, leaving out those of an answer shape that is ``full`` (has
+    its share of the answers already). With ``rng``, drawn from the model's calibrated likelihoods
+    (the type this request calls for, not the model's favourite; and, where the request leaves it
+    open, any type it might be, so one type does not take every answer); without, the likeliest
+    uncalibrated, the opening the model most readily goes on from to a passing answer (the seed
+    search: there a passing answer is what counts)."""
     if not form.alternatives:
         return form.opening
-    open_ones = tuple(opening for opening in form.alternatives if answer_shape(opening) not in full)
-    return backend.likeliest_openings(conversations, open_ones or form.alternatives, calibrated)
+    openings = tuple(opening for opening in form.alternatives if answer_shape(opening) not in full) \
+        or form.alternatives
+    if len(openings) == 1:
+        return openings[0]
+    scores = backend.opening_scores(conversations, openings, calibrated=rng is not None)
+    if scores is None:
+        return ""
+    if rng is None:
+        return [openings[row.index(max(row))] for row in scores]
+    return [rng.choices(openings, weights=[math.exp(score - max(row)) for score in row])[0] for row in scores]
 
 
 def choose_examples(pool: list[dict[str, Any]], count: int, rng: random.Random, opening: str = ""
@@ -395,11 +406,8 @@ def answer_requests(
             role.sampling,
             seed + 7919 * attempt,
             desc=f"{skill.key}: {desc}" + (f" (try {attempt + 1})" if attempt else ""),
-            # The first try opens as this request calls for (a fix as `fix`); a retry, with what the model
-            # writes most readily, so a request whose fitting opening it cannot go on from is not lost.
             answer_start=answer_starts(form, backend, conversations,
-                                       {shape for shape, count in shapes.items() if count >= limit},
-                                       calibrated=attempt == 0),
+                                       {shape for shape, count in shapes.items() if count >= limit}, rng),
             stop=form.ending,
         )
         accepted = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from s2l.synthetic import (
     SeedSearch,
     TeacherSettings,
     answer_requests,
+    answer_starts,
     generate_requests,
     seed_search,
     skill_rules,
@@ -141,8 +143,18 @@ def test_a_calibrated_opening_is_the_one_the_request_calls_for_not_the_models_fa
                 "@@ -0,0 +1,3 @@\n+def test_slugify():\n+    assert slugify('A b') == 'a-b'"]
     conversations = [teacher_conversation(SKILL, request, SEEDS) for request in requests]
     openings = skill_form(SKILL).alternatives
-    assert backend.likeliest_openings(conversations, openings) == ["feat", "feat"]
-    assert backend.likeliest_openings(conversations, openings, calibrated=True) == ["refactor", "test"]
+
+    def likeliest(scores: list[list[float]]) -> list[str]:
+        return [openings[row.index(max(row))] for row in scores]
+
+    assert likeliest(backend.opening_scores(conversations, openings)) == ["feat", "feat"]
+    assert likeliest(backend.opening_scores(conversations, openings, calibrated=True)) == ["refactor", "test"]
+    # A request that leaves the type open: the seed search's choice is the same every time; the
+    # teacher's, drawn from the calibrated likelihoods, is not always the same.
+    vague = [teacher_conversation(SKILL, "The data may have changed.", SEEDS)] * 8
+    form = skill_form(SKILL)
+    assert set(answer_starts(form, backend, vague)) == {"feat"}
+    assert len(set(answer_starts(form, backend, vague, rng=random.Random(0)))) > 1
 
 
 def test_a_seed_search_finds_passing_seeds_for_a_skill_that_shows_no_example(model, tokenizer):
