@@ -260,7 +260,9 @@ def dataset(run: StageRun, skill_file: Path, synthetic: Path, usage_file: Path, 
         # How the data was made, per role: requests, tokens, retries, cache hits, wall time, cost.
         report["usage"] = json.loads(usage_file.read_text(encoding="utf-8"))
         write_json(report_file, report)
-        print(f"{skill.key}: kept {report['kept']} of {report['input_records']}; dropped {report['dropped']}")
+        dropped = ", ".join(f"{reason} {count}" for reason, count in report["dropped"].items()) or "none"
+        print(f"{skill.key}: kept {report['kept']['train']} training and {report['kept']['eval']} held-out records of "
+              f"{report['input_records']} (dropped: {dropped}); report in {report_file}")
 
     run_stage(run, build)
 
