@@ -168,7 +168,8 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         assert first["adapter"]["request"] in shown
         assert all(answer["answers"][0] in shown for answer in first.values())
         assert "(evals.json case, its own checks too)" in shown
-        # The build ends with each skill's result in words and where its report is.
+        # The build ends with each skill's result in words and where its report is; no raw dict on the way.
+        assert "{'" not in first_build.stdout
         ending = first_build.stdout[first_build.stdout.rindex("Results:"):]
         assert re.search(rf"^{key}: the adapter passes \d\.\d\d \[.*\. Report: build/eval/{key}\.md$", ending,
                          flags=re.MULTILINE)
