@@ -30,7 +30,9 @@ def difference(values: dict) -> str:
 
 def row(key: str, result: dict) -> str:
     if key in result.get("failed", {}):
-        return f"| `{key}` | build failed: {result['failed'][key]} |||||||"
+        # The error's first two sentences: what stopped, and the first cause it names.
+        error = ". ".join(result["failed"][key].removeprefix("error: ").split(". ")[:2])
+        return f"| `{key}` | build failed: {error}. |" + " |" * 8
     figures = result["skills"][key]
     dataset, evaluation, differences = figures["dataset"], figures["eval"], figures["differences"]
     search = dataset["teacher"].get("seed_search") or {}
