@@ -243,10 +243,10 @@ def test_an_identical_upstream_rerun_cuts_off_early(workdir: Path) -> None:
     # The dataset is built again from the same records: the same bytes, so training and eval, which
     # Snakemake schedules after it, find their input keys in the store and restore.
     rerun = build(workdir, "--forcerun", "dataset")
-    assert rerun.stdout.count("kept {") == len(SKILLS)
+    assert len(re.findall(r": kept \d+ training and \d+ held-out records", rerun.stdout)) == len(SKILLS)
     for stage in ("train", "evaluate"):
         assert rerun.stdout.count(f"{stage}: restored from the store") == len(SKILLS)
-    assert "adapter in build/adapters" not in rerun.stdout and "pass rates" not in rerun.stdout
+    assert "adapter in build/adapters" not in rerun.stdout
 
 
 def test_toggling_strict_reruns_only_parsing(workdir: Path) -> None:
@@ -258,7 +258,8 @@ def test_toggling_strict_reruns_only_parsing(workdir: Path) -> None:
         result = build(workdir, *configfiles)
         output = result.stdout + result.stderr
         assert result.stdout.count("restored from the store") == len(SKILLS) * len(STORED) + 1
-        assert "requests" not in output and "adapter in build/adapters" not in output and "pass rates" not in output
+        assert not any(f"{skill}: requests" in output for skill in SKILLS)
+        assert "adapter in build/adapters" not in output
     assert dry_run(workdir) == set()
 
 
