@@ -256,6 +256,8 @@ def result_sentence(report: dict[str, Any], markdown_path: Path) -> str:
     rate beside the other conditions', on which kind of prompt it falls short, and where the report is."""
     rates = {condition: report["conditions"][condition]["pass_rate"] for condition in CONDITIONS}
     adapter = rates["adapter"]
+    if adapter["all"]["mean"] is None:
+        return f"{report['skill']['key']}: no check scored its answers (evals.json has none). Report: {markdown_path}"
     kinds = ", ".join(f"{name} {_fmt(adapter[source]['mean'])}" for source, name in
                       (("held_out", "held-out requests"), ("evals", "evals.json cases")) if adapter[source]["n"])
     failed = Counter(check for answer in report["conditions"]["adapter"]["answers"] if answer["source"] == "evals"

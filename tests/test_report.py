@@ -138,3 +138,7 @@ def test_a_build_ends_with_the_result_in_one_sentence_and_where_the_report_is() 
         "commits: the adapter passes 0.56 [0.56, 0.56] of checks (held-out requests 0.95, evals.json cases 0.21), "
         "the skill in context 0.10 [0.10, 0.10], no skill 0.00 [0.00, 0.00]; on evals.json cases it most often "
         "fails \"The type is fix.\" (2 of 2). Report: build/eval/commits.md")
+    for values in report["conditions"].values():  # a skill without checks: nothing scored
+        values["pass_rate"]["all"] = {"mean": None, "ci95": None, "n": 0}
+    assert result_sentence(report, Path("build/eval/commits.md")) == (
+        "commits: no check scored its answers (evals.json has none). Report: build/eval/commits.md")
