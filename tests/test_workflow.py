@@ -175,7 +175,8 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
         assert re.search(rf"^{key}: {scored}\. Report: build/eval/{key}\.md$", ending, flags=re.MULTILINE)
         failing = [answer for answer in evaluation["conditions"]["adapter"]["answers"]
                    if answer["source"] == "evals" and answer["failed_checks"]]
-        assert any(f"; fails: {check}" in shown for answer in failing for check in answer["failed_checks"])
+        if key in GOOD:  # the shipped skill's report names a check an evals.json case failed
+            assert any(f"; fails: {check}" in shown for answer in failing for check in answer["failed_checks"])
     for key in (*MALFORMED, *UNUSABLE, LONG):
         assert not (build / "adapters" / key).exists()
 
