@@ -12,7 +12,6 @@ from snakemake.logging import logger
 from s2l.config import check_api_keys, validated
 from s2l.errors import UserError
 from s2l.plan import build_plan, manifest_path, write_plan
-from s2l.report import results_written_since
 from s2l.resources import model_job_resources, parameter_count
 from s2l.runner import FORCED_ENV
 from s2l.skill import SKILL_KEY_PATTERN
@@ -55,6 +54,8 @@ BUILD_STARTED = time.time()
 def report_results() -> None:
     """End a build with what it learned: per skill evaluated in this run, the result in one sentence
     and where its eval report is."""
+    from s2l.report import results_written_since  # pulls in torch: not at every parse of the Snakefile
+
     sentences = results_written_since(Path("build/eval"), SKILLS, BUILD_STARTED)
     if sentences:
         print("\n".join(["", "Results:", *sentences]))

@@ -9,6 +9,7 @@ uninformative and left out of the win counts."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -276,8 +277,6 @@ def result_sentence(report: dict[str, Any], markdown_path: Path) -> str:
 def results_written_since(eval_dir: Path, skills: list[str], since: float) -> list[str]:
     """The result sentence of each skill whose eval report in ``eval_dir`` was written after ``since``
     (a build's start): what the build ends with."""
-    import json
-
     sentences = []
     for skill in skills:
         path = eval_dir / f"{skill}.json"
