@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from re import _parser as regex_parser  # the standard library's own regex parser
 from typing import Any
 
 
@@ -30,3 +31,10 @@ def failed_checks(checks: Iterable[dict[str, Any]], text: str) -> list[str]:
         for check in checks
         if not check_passes(check, text)
     ]
+
+
+def anchored_at_start(pattern: str) -> bool:
+    """Whether a regex matches only at the answer's start (opens with ``\\A``): it says what the whole
+    answer is, not what it holds somewhere."""
+    items = list(regex_parser.parse(pattern))
+    return bool(items) and items[0] == (regex_parser.AT, regex_parser.AT_BEGINNING_STRING)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from s2l.chat import Message
 from s2l.config import api_key_from_env
+from s2l.constrain import CheckConstraint
 from s2l.errors import UserError
 from s2l.generation import Completion, Sampling, Usage
 from s2l.request_cache import RequestCache, request_key
@@ -123,9 +124,11 @@ class OpenAIBackend:
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
         answer_start: str | list[str] = "", stop: str = "", json_schema: dict | None = None,
+        constraint: CheckConstraint | None = None,
     ) -> list[Completion]:
         """Conversation ``i`` is sent with seed ``seed + i``: the same call is the same set of requests,
-        which is what lets the cache answer a rerun."""
+        which is what lets the cache answer a rerun. ``constraint`` is not used: an endpoint's answer is
+        not held to the checks (OpenAI-compatible servers share no way to hold one to several regexes)."""
         started = time.monotonic()
         bodies = [self.request_body(messages, sampling, seed + index, json_schema)
                   for index, messages in enumerate(conversations)]

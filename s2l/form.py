@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from re import _parser as regex_parser  # the standard library's own regex parser
 from typing import Any
 
+from s2l.checks import anchored_at_start
 from s2l.generation import Completion
 from s2l.skill import Skill
 
@@ -101,12 +102,9 @@ def anchored_openings(check: dict[str, Any]) -> tuple[str, ...]:
     """The texts a ``regex`` check anchored at the answer's start (``\\A``) allows first, one per
     alternative (``\\A(feat|fix)`` allows ``feat`` and ``fix``), each cut back to whole words where
     the pattern goes on after it; () for any other check."""
-    if check["type"] != "regex" or check.get("ignore_case"):
+    if check["type"] != "regex" or check.get("ignore_case") or not anchored_at_start(check["pattern"]):
         return ()
-    items = list(regex_parser.parse(check["pattern"]))
-    if not items or items[0] != (regex_parser.AT, regex_parser.AT_BEGINNING_STRING):
-        return ()
-    texts, _ = _openings(items[1:])
+    texts, _ = _openings(list(regex_parser.parse(check["pattern"]))[1:])
     return tuple(sorted({text.rstrip() for text in texts if text.strip()}))
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Protocol
 
 import torch
 from tqdm import tqdm
-from transformers import DynamicCache
+from transformers import DynamicCache, LogitsProcessorList
 
 from s2l.chat import Message, prompt_ids, stop_token_ids
+from s2l.constrain import CheckConstraint, HeldToChecks, token_texts
 
 # A shared prompt prefix shorter than this is not worth a separate cached forward pass.
 MIN_CACHED_PREFIX = 16
@@ -72,12 +74,14 @@ class Backend(Protocol):
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
         answer_start: str | list[str] = "", stop: str = "", json_schema: dict | None = None,
+        constraint: CheckConstraint | None = None,
     ) -> list[Completion]:
         """One completion per conversation. ``answer_start`` (one for all, or one per conversation) is
         written as the opening of the answer and the model continues from it; each completion's text
         includes it (a backend that cannot prefill an answer ignores it). Generation may end once an
         answer holds ``stop`` (the text keeps it; whatever follows is the caller's to cut).
-        ``json_schema``: the answer is asked to be JSON of that schema, where the backend can enforce it."""
+        ``json_schema``: the answer is asked to be JSON of that schema, where the backend can enforce it.
+        ``constraint``: decoding is held to those checks, where the backend decodes token by token."""
 
     def opening_scores(self, conversations: list[list[Message]], openings: tuple[str, ...],
                        calibrated: bool = False) -> list[list[float]] | None:
@@ -157,6 +161,7 @@ class LocalBackend:
     def complete(
         self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
         answer_start: str | list[str] = "", stop: str = "", json_schema: dict | None = None,
+        constraint: CheckConstraint | None = None,
     ) -> list[Completion]:
         started = time.monotonic()
         starts = [answer_start] * len(conversations) if isinstance(answer_start, str) else answer_start
@@ -172,7 +177,7 @@ class LocalBackend:
             for number, batch in enumerate(batches):
                 torch.manual_seed(seed + number)
                 for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling,
-                                                                   [starts[i] for i in batch], stop)):
+                                                                   [starts[i] for i in batch], stop, constraint)):
                     results[index] = completion
                 bar.update(len(batch))
         self.usage.requests += len(results)
@@ -203,12 +208,19 @@ class LocalBackend:
                     for row, messages in zip(rows, conversations)]
         return rows[:len(conversations)]
 
+    @cached_property
+    def token_texts(self) -> list[str]:
+        return token_texts(self.tokenizer)
+
     def _generate(
-        self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_starts: list[str], stop: str
+        self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_starts: list[str], stop: str,
+        constraint: CheckConstraint | None = None,
     ) -> list[Completion]:
         pad, stops = self.tokenizer.pad_token_id, self.stops
         input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad, self.model.device)
         sample = sampling.temperature > 0
+        held = [HeldToChecks(constraint, self.tokenizer, self.token_texts, input_ids.shape[1], answer_starts,
+                             stops)] if constraint else []
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -220,6 +232,7 @@ class LocalBackend:
             top_k=None,
             pad_token_id=pad,
             eos_token_id=stops[0] if len(stops) == 1 else stops,
+            logits_processor=LogitsProcessorList(held),
             # A row that reached ``stop`` is done: the batch ends when every row is, not at the budget.
             **({"stop_strings": [stop], "tokenizer": self.tokenizer} if stop else {}),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from s2l.constrain import CheckConstraint
 from s2l.form import skill_form
 from s2l.skill import Skill
 
@@ -40,6 +41,10 @@ def readiness(skill: Skill, generation: dict[str, Any], judge: dict[str, Any] | 
         f"checks: {len(skill.checks)} skill-level, {len(skill.evals)} evals.json case(s)",
     ]
     filtered = generation["filter_by_checks"] and (bool(skill.checks) or judge is not None)
+    held = CheckConstraint.of_checks(skill.checks) if generation["hold_to_checks"] and filtered else None
+    if held:
+        lines.append(f"decoding: the local teacher is held to the {len(held.patterns)} check(s) anchored at the "
+                     f"answer's start")
     # An answer shown without its request is shown too (as the answer to the description's task).
     missing = max(0, wanted - len(skill.examples))
     budget = search["requests"] * search["samples"] * search["rounds"]

@@ -33,7 +33,7 @@ from s2l.config import ROLE_PATHS
 from s2l.skill import has_skill_checks
 
 # Bump a stage's version when its code changes what it produces; that reruns it for every skill.
-STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 2, "synthesize": 4, "dataset": 3, "train": 2,
+STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 2, "synthesize": 5, "dataset": 3, "train": 2,
                   "evaluate": 3, "train_shared": 2, "evaluate_controls": 1, "benchmark": 3, "merge": 1}
 SKILL_STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
 # Stages whose outputs a stage reads: their plan keys are part of its plan key, their output bytes

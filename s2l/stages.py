@@ -228,7 +228,7 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_fi
             seed=seed,
             settings=TeacherSettings(generation["teacher_examples"], generation["teacher_samples"],
                                      generation["filter_by_checks"], settings["dataset"]["copy_ngram_words"],
-                                     settings["dataset"]["max_shape_share"]),
+                                     settings["dataset"]["max_shape_share"], generation["hold_to_checks"]),
             search=SeedSearch(**{**generation["seed_search"],
                                  "temperatures": tuple(generation["seed_search"]["temperatures"])}),
             judge=judge,

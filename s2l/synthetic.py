@@ -30,6 +30,7 @@ from typing import Any
 
 from s2l.chat import Message, json_answer, prompt_ids
 from s2l.checks import failed_checks
+from s2l.constrain import CheckConstraint
 from s2l.errors import UserError
 from s2l.form import PARAGRAPH_BREAK, Form, answer_shape, skill_form
 from s2l.examples import EXAMPLE_HEADING
@@ -105,6 +106,13 @@ class TeacherSettings:
     copy_ngram_words: int = 12
     # No one answer shape (s2l/form.py: answer_shape) may take more than this share of the training answers.
     max_shape_share: float = 0.5
+    # Local decoding held to the checks anchored at the answer's start (s2l/constrain.py).
+    hold_to_checks: bool = True
+
+    def constraint(self, skill: Skill) -> CheckConstraint | None:
+        """What the teacher's decoding is held to: the skill's anchored checks, when answers are filtered
+        by them and holding is on."""
+        return CheckConstraint.of_checks(skill.checks) if self.hold_to_checks and self.filter_by_checks else None
 
 
 @dataclass(frozen=True)
@@ -409,6 +417,7 @@ def answer_requests(
             answer_start=answer_starts(form, backend, conversations,
                                        {shape for shape, count in shapes.items() if count >= limit}, rng),
             stop=form.ending,
+            constraint=settings.constraint(skill),
         )
         accepted = set()
         completions = list(map(form.complete, completions))
@@ -472,7 +481,7 @@ def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Ba
             desc=f"{skill.key}: seed search (round {round_number + 1}, temperature {temperature})",
             answer_start=starts if isinstance(starts, str) else [start for start in starts
                                                                  for _ in range(search.samples)],
-            stop=form.ending)
+            stop=form.ending, constraint=settings.constraint(skill))
         report["rounds"] += 1
         report["requests"] += len(requests)
         report["answers_tried"] += len(completions)

@@ -66,6 +66,7 @@ def test_check_skill_says_what_the_teacher_gets_for_a_skill_with_examples_one_wi
     assert "counter-examples (never shown): 0" in report
     assert "form: answers open with '## ['" in report
     assert "checks: 11 skill-level, 8 evals.json case(s)" in report
+    assert "decoding: the local teacher is held to the 1 check(s) anchored at the answer's start" in report
     assert report[-1].startswith("verdict: ready after a seed search (2 worked example(s); a seed search finds the "
                                  "other 1")
 
@@ -77,6 +78,7 @@ def test_check_skill_says_what_the_teacher_gets_for_a_skill_with_examples_one_wi
 
     report = report_of(result.stdout, unchecked)
     assert "checks: 0 skill-level, 8 evals.json case(s)" in report
+    assert not any(line.startswith("decoding:") for line in report)
     assert report[-1].startswith("verdict: unfiltered (the teacher's answers are kept unfiltered: add checks")
 
 
