@@ -2,7 +2,8 @@
 
 Reads every ``benchmarks/results/foreign/<key>.json`` that ``stage_times.py`` wrote for a skill of
 ``benchmarks/foreign`` and writes ``benchmarks/results/foreign.md``: per skill the records kept, the
-seed search, the check pass rate of each condition with its 95% interval, the paired adapter − no
+seed search, the check pass rate of each condition with its 95% interval (the adapter's also on
+held-out requests and on evals.json cases apart), the paired adapter − no
 skill and adapter − skill in context, and whether the skill meets issue 19's bar (adapter at least
 the skill in context, and above no skill with the paired interval above zero). A build that failed
 is a row with its error.
@@ -28,11 +29,17 @@ def difference(values: dict) -> str:
     return "–" if mean is None else f"{mean:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}]"
 
 
+def split(pass_rate: dict) -> str:
+    """The pass rate on held-out requests (skill-level checks) and on evals.json cases (their own checks too)."""
+    return " / ".join("–" if pass_rate[part]["mean"] is None else f"{pass_rate[part]['mean']:.2f}"
+                      for part in ("held_out", "evals"))
+
+
 def row(key: str, result: dict) -> str:
     if key in result.get("failed", {}):
         # The error's first two sentences: what stopped, and the first cause it names.
         error = ". ".join(result["failed"][key].removeprefix("error: ").split(". ")[:2])
-        return f"| `{key}` | build failed: {error}. |" + " |" * 8
+        return f"| `{key}` | build failed: {error}. |" + " |" * 9
     figures = result["skills"][key]
     dataset, evaluation, differences = figures["dataset"], figures["eval"], figures["differences"]
     search = dataset["teacher"].get("seed_search") or {}
@@ -43,15 +50,16 @@ def row(key: str, result: dict) -> str:
     met = (rates["adapter"]["mean"] >= rates["skill_in_context"]["mean"]
            and over_none["ci95"][0] is not None and over_none["ci95"][0] > 0)
     return (f"| `{key}` | {dataset['kept']['train']} + {dataset['kept']['eval']} | {seeds} "
-            f"| {rate(rates['adapter'])} | {rate(rates['skill_in_context'])} | {rate(rates['no_skill'])} "
+            f"| {rate(rates['adapter'])} | {split(evaluation['adapter']['pass_rate'])} "
+            f"| {rate(rates['skill_in_context'])} | {rate(rates['no_skill'])} "
             f"| {difference(over_none)} | {difference(over_context)} | {'yes' if met else 'no'} "
             f"| {figures['chain_seconds']:.0f} |")
 
 
 def main() -> None:
-    lines = ["| skill | records (train + eval) | seeds found | adapter | skill in context | no skill "
-             "| adapter − no skill | adapter − in context | bar met | chain s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| skill | records (train + eval) | seeds found | adapter | adapter: held-out / evals.json "
+             "| skill in context | no skill | adapter − no skill | adapter − in context | bar met | chain s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted((RESULTS / "foreign").glob("*.json")):
         lines.append(row(path.stem, json.loads(path.read_text())))
     (RESULTS / "foreign.md").write_text("\n".join(lines) + "\n")
