@@ -101,8 +101,9 @@ class CheckConstraint:
 
 class HeldToChecks(LogitsProcessor):
     """Masks every next token that would take an answer out of what ``constraint`` allows; the stop
-    tokens only once the answer matches (and nothing but them once only blank space could follow). Rows whose answer has ended (a stop token) are left alone, and
-    a row with no allowed token at all may only stop (its answer then fails the checks, as it would have)."""
+    tokens only once the answer matches (and nothing but them once only blank space could follow).
+    Rows whose answer has ended (a stop token) are left alone, and a row with no allowed token at all
+    may only stop (its answer then fails the checks, as it would have)."""
 
     def __init__(self, constraint: CheckConstraint, tokenizer, texts: list[str], prompt_width: int,
                  answer_starts: list[str], stops: Iterable[int]) -> None:
