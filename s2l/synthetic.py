@@ -396,6 +396,7 @@ def answer_requests(
     ``settings.max_shape_share`` of the answers: one over it is tried again."""
     grader = grader or Grader(skill, settings)
     form = skill_form(skill)
+    constraint = settings.constraint(skill)
     limit = shape_limit(settings.max_shape_share, len(requests)) if learn else len(requests)
     shapes: Counter[str] = Counter()
 
@@ -417,7 +418,7 @@ def answer_requests(
             answer_start=answer_starts(form, backend, conversations,
                                        {shape for shape, count in shapes.items() if count >= limit}, rng),
             stop=form.ending,
-            constraint=settings.constraint(skill),
+            constraint=constraint,
         )
         accepted = set()
         completions = list(map(form.complete, completions))
@@ -457,6 +458,7 @@ def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Ba
     generator_backend, generator_role = generator
     teacher_backend, teacher_role = teacher
     form = skill_form(skill)
+    constraint = settings.constraint(skill)
     seeds: list[dict[str, Any]] = []
     report = {"needed": needed, "found": 0, "rounds": 0, "requests": 0, "answers_tried": 0, "budget": search.budget,
               "temperatures": list(search.temperatures), "requests_dropped": {}}
@@ -481,7 +483,7 @@ def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Ba
             desc=f"{skill.key}: seed search (round {round_number + 1}, temperature {temperature})",
             answer_start=starts if isinstance(starts, str) else [start for start in starts
                                                                  for _ in range(search.samples)],
-            stop=form.ending, constraint=settings.constraint(skill))
+            stop=form.ending, constraint=constraint)
         report["rounds"] += 1
         report["requests"] += len(requests)
         report["answers_tried"] += len(completions)
