@@ -27,10 +27,10 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: float = 2
+    epochs: float = 3
     batch_size: int = 4
     gradient_accumulation_steps: int = 1
-    learning_rate: float = 5e-4
+    learning_rate: float = 2e-3
     warmup_steps: int = 2
     quantization: str = "auto"  # auto: nf4 on CUDA, none on CPU
     max_steps: int = -1  # >0 caps the run (quick tests)
