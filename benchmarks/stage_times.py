@@ -23,18 +23,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from s2l.pipeline import CHAIN_STAGES
+from s2l.pipeline import STAGES as PIPELINE
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "stage_times.json"
-STAGES = ("prepare_model", "parse_skill", "synthesize", "dataset", "train", "evaluate")
-CONTROL_STAGES = ("train_shared", "evaluate_controls")  # with eval.controls, outside any one skill's chain
+# A skill's chain, and the controls (with eval.controls, outside any one skill's chain).
+STAGES = CHAIN_STAGES
+CONTROL_STAGES = ("train_shared", "evaluate_controls")
 BUILT_BENCHMARK = ROOT / "benchmarks" / "results" / "benchmark_default_build"
 TARGET_SECONDS = 15 * 60
 
 
 def stage_row(workdir: Path, stage: str, skill: str) -> dict[str, float]:
-    single = workdir / "build" / "benchmarks" / f"{stage}.tsv"
-    path = single if single.exists() else workdir / "build" / "benchmarks" / stage / f"{skill}.tsv"
-    with open(path) as stream:
+    with open(workdir / PIPELINE[stage].benchmark(skill)) as stream:
         row = next(csv.DictReader(stream, delimiter="\t"))
     return {"seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"])}
 
@@ -42,8 +44,7 @@ def stage_row(workdir: Path, stage: str, skill: str) -> dict[str, float]:
 def skill_figures(workdir: Path, skill: str) -> dict:
     stages = {stage: stage_row(workdir, stage, skill) for stage in STAGES}
     controls = {stage: stage_row(workdir, stage, skill) for stage in CONTROL_STAGES
-                if (workdir / "build" / "benchmarks" / f"{stage}.tsv").exists()
-                or (workdir / "build" / "benchmarks" / stage / f"{skill}.tsv").exists()}
+                if (workdir / PIPELINE[stage].benchmark(skill)).exists()}
     report = json.loads((workdir / "build" / "eval" / f"{skill}.json").read_text())
     dataset = json.loads((workdir / "build" / "datasets" / f"{skill}.report.json").read_text())
     return {
@@ -60,7 +61,7 @@ def skill_figures(workdir: Path, skill: str) -> dict:
 
 def failure(workdir: Path, skill: str) -> str:
     """The error a skill's build stopped on: the last ``error:`` line of its stage logs."""
-    errors = [line for stage in STAGES for log in [workdir / "build" / "logs" / stage / f"{skill}.log"]
+    errors = [line for stage in STAGES for log in [workdir / PIPELINE[stage].log(skill)]
               if log.exists() for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
     return errors[-1] if errors else "no error logged (see the snakemake output)"
 

@@ -11,15 +11,16 @@ rule benchmark:
         plot=report(BENCHMARK[2], caption="../report/plot.rst", category="Benchmark"),
         manifest=str(manifest_path("benchmark")),
     benchmark:
-        "build/benchmarks/benchmark.tsv"
+        benchmark_of("benchmark")
     resources:
+        **resources_of("benchmark"),
         mem_mb=1000,
         runtime=5,
     params:
         s2l=S2L,
         store=STORE,
     log:
-        "build/logs/benchmark.log",
+        log_of("benchmark"),
     shell:
         "{params.s2l} benchmark --spec {input.spec} --out-prefix build/benchmark --manifest {output.manifest}"
         " {params.store} {input.reports} --usage {input.usage} --controls {input.controls} --log {log}"

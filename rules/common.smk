@@ -11,11 +11,11 @@ from snakemake.logging import logger
 
 from s2l.config import check_api_keys, validated
 from s2l.errors import UserError
-from s2l.plan import build_plan, manifest_path, write_plan
+from s2l.pipeline import HOST, INFERENCE, LIGHT, STAGES, TRAINING, manifest_path, spec_path
+from s2l.plan import build_plan, write_plan
 from s2l.resources import model_job_resources, parameter_count
 from s2l.runner import FORCED_ENV
 from s2l.skill import SKILL_KEY_PATTERN
-from s2l.specs import spec_path
 
 
 try:
@@ -33,9 +33,15 @@ for _variable in OFFLINE_VARIABLES:
         os.environ.setdefault(_variable, "0")  # as the user has it; "0" (online) when unset
 
 
+# How a forced job learns that it must build afresh: set at the start of the run (record_forced_jobs);
+# a cluster job gets the value its run submitted it with, and keeps it when it parses the workflow.
+os.environ.setdefault(FORCED_ENV, "{}")
+
+
 # Declared, so that cluster jobs get them too.
 envvars:
     *OFFLINE_VARIABLES,
+    FORCED_ENV,
 
 
 def record_forced_jobs() -> None:
@@ -95,8 +101,22 @@ write_plan(PLAN)
 SKILLS = PLAN.skills
 # What a model job asks a scheduler for, sized from the base model (headers only, no weight loaded).
 PARAMETERS = parameter_count(config["base_model"]["source"])
-INFERENCE_RESOURCES = model_job_resources(PARAMETERS, config["gpu"], training=False)
-TRAINING_RESOURCES = model_job_resources(PARAMETERS, config["gpu"], training=True)
+_INFERENCE = model_job_resources(PARAMETERS, config["gpu"], training=False)
+RESOURCES = {INFERENCE: _INFERENCE, TRAINING: model_job_resources(PARAMETERS, config["gpu"], training=True),
+             HOST: {"mem_mb": _INFERENCE["mem_mb"]}, LIGHT: {}}
+
+
+def resources_of(stage: str) -> dict:
+    """What the stage's declared kind asks a scheduler for (s2l/pipeline.py)."""
+    return RESOURCES[STAGES[stage].resources]
+
+
+def log_of(stage: str) -> str:
+    return STAGES[stage].log()
+
+
+def benchmark_of(stage: str) -> str:
+    return STAGES[stage].benchmark()
 
 
 def wrong_adapter(wildcards) -> list[str]:

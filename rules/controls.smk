@@ -10,15 +10,15 @@ rule train_shared:
         manifest=str(manifest_path("train_shared")),
     threads: MODEL_THREADS
     benchmark:
-        "build/benchmarks/train_shared.tsv"
+        benchmark_of("train_shared")
     resources:
-        **TRAINING_RESOURCES,
+        **resources_of("train_shared"),
         runtime=240,
     params:
         s2l=S2L,
         store=STORE,
     log:
-        "build/logs/train_shared.log",
+        log_of("train_shared"),
     shell:
         "{params.s2l} train-shared --spec {input.spec} --datasets {input.datasets}"
         " --model {input.model} --out {output.adapter} --metrics {output.metrics} --manifest {output.manifest} {params.store}"
@@ -40,16 +40,16 @@ rule evaluate_controls:
         manifest=manifest("evaluate_controls"),
     threads: MODEL_THREADS
     benchmark:
-        "build/benchmarks/evaluate_controls/{skill}.tsv"
+        benchmark_of("evaluate_controls")
     resources:
-        **INFERENCE_RESOURCES,
+        **resources_of("evaluate_controls"),
         runtime=60,
     params:
         s2l=S2L,
         store=STORE,
         wrong=lambda wildcards, input: f"--wrong-adapter {input.wrong}" if input.wrong else "",
     log:
-        "build/logs/evaluate_controls/{skill}.log",
+        log_of("evaluate_controls"),
     shell:
         "{params.s2l} evaluate-controls --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
         " --model {input.model} --report {input.report} --shared-adapter {input.shared} {params.wrong}"

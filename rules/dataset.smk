@@ -11,15 +11,16 @@ rule dataset:
         report="build/datasets/{skill}.report.json",
         manifest=manifest("dataset"),
     benchmark:
-        "build/benchmarks/dataset/{skill}.tsv"
+        benchmark_of("dataset")
     resources:
+        **resources_of("dataset"),
         mem_mb=1000,
         runtime=5,
     params:
         s2l=S2L,
         store=STORE,
     log:
-        "build/logs/dataset/{skill}.log",
+        log_of("dataset"),
     shell:
         "{params.s2l} dataset --spec {input.spec} --skill {input.skill} --synthetic {input.synthetic}"
         " --usage {input.usage}"

@@ -13,15 +13,15 @@ rule evaluate:
         manifest=manifest("evaluate"),
     threads: MODEL_THREADS
     benchmark:
-        "build/benchmarks/evaluate/{skill}.tsv"
+        benchmark_of("evaluate")
     resources:
-        **INFERENCE_RESOURCES,
+        **resources_of("evaluate"),
         runtime=60,
     params:
         s2l=S2L,
         store=STORE,
     log:
-        "build/logs/evaluate/{skill}.log",
+        log_of("evaluate"),
     shell:
         "{params.s2l} evaluate --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
         " --model {input.model} --adapter {input.adapter} --out {output.report} --markdown {output.markdown}"

@@ -10,12 +10,12 @@ rule merge:
         manifest=manifest("merge"),
     threads: MODEL_THREADS
     resources:
-        mem_mb=INFERENCE_RESOURCES["mem_mb"],
+        **resources_of("merge"),
         runtime=30,
     params:
         s2l=S2L,
     log:
-        "build/logs/merge/{skill}.log",
+        log_of("merge"),
     shell:
         "{params.s2l} merge --spec {input.spec} --model {input.model} --adapter {input.adapter} --out {output.merged}"
         " --manifest {output.manifest} --threads {threads} --log {log}"

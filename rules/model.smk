@@ -7,13 +7,13 @@ rule prepare_model:
         manifest=str(manifest_path("prepare_model")),
     threads: MODEL_THREADS
     benchmark:
-        "build/benchmarks/prepare_model.tsv"
+        benchmark_of("prepare_model")
     resources:
-        mem_mb=INFERENCE_RESOURCES["mem_mb"],
+        **resources_of("prepare_model"),
         runtime=20,
     params:
         s2l=S2L,
     log:
-        "build/logs/prepare_model.log",
+        log_of("prepare_model"),
     shell:
         "{params.s2l} prepare-model --spec {input.spec} --out {output.model} --manifest {output.manifest} --threads {threads} --log {log}"

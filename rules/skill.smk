@@ -8,13 +8,14 @@ rule parse_skill:
         skill="build/skills/{skill}.json",
         manifest=manifest("parse_skill"),
     benchmark:
-        "build/benchmarks/parse_skill/{skill}.tsv"
+        benchmark_of("parse_skill")
     resources:
+        **resources_of("parse_skill"),
         mem_mb=500,
         runtime=5,
     params:
         s2l=S2L,
     log:
-        "build/logs/parse_skill/{skill}.log",
+        log_of("parse_skill"),
     shell:
         "{params.s2l} parse-skill --spec {input.spec} --model {input.model} --out {output.skill} --manifest {output.manifest} --log {log}"

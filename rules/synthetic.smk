@@ -10,15 +10,15 @@ rule synthesize:
         manifest=manifest("synthesize"),
     threads: MODEL_THREADS
     benchmark:
-        "build/benchmarks/synthesize/{skill}.tsv"
+        benchmark_of("synthesize")
     resources:
-        **INFERENCE_RESOURCES,
+        **resources_of("synthesize"),
         runtime=60,
     params:
         s2l=S2L,
         store=STORE,
     log:
-        "build/logs/synthesize/{skill}.log",
+        log_of("synthesize"),
     shell:
         "{params.s2l} synthesize --spec {input.spec} --skill {input.skill} --model {input.model}"
         " --out {output.records} --usage {output.usage} --manifest {output.manifest} {params.store} --threads {threads} --log {log}"

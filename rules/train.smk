@@ -12,15 +12,15 @@ rule train:
         manifest=manifest("train"),
     threads: MODEL_THREADS
     benchmark:
-        "build/benchmarks/train/{skill}.tsv"
+        benchmark_of("train")
     resources:
-        **TRAINING_RESOURCES,
+        **resources_of("train"),
         runtime=120,
     params:
         s2l=S2L,
         store=STORE,
     log:
-        "build/logs/train/{skill}.log",
+        log_of("train"),
     shell:
         "{params.s2l} train --spec {input.spec} --skill {input.skill} --dataset {input.dataset}"
         " --model {input.model} --out {output.adapter} --metrics {output.metrics} --manifest {output.manifest} {params.store}"

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from s2l import stages
 from s2l.errors import UserError
+from s2l.pipeline import STAGES
 from s2l.runner import STORE_MODES, StageRun
 
 
@@ -164,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    def stage(name: str, handler: Callable[[argparse.Namespace], None], help: str, *paths: str,
-              stored: bool = True) -> argparse.ArgumentParser:
+    def stage(name: str, handler: Callable[[argparse.Namespace], None], help: str, *paths: str
+              ) -> argparse.ArgumentParser:
         sub = command(name, handler, help)
         sub.add_argument("--spec", type=Path, required=True, help="stage spec written by the workflow (build/specs/)")
         sub.add_argument("--manifest", type=Path, required=True, help="where to write the outputs' manifest")
@@ -173,19 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(f"--{option}", type=Path, required=True)
         sub.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
         sub.add_argument("--log", type=Path, help="also write what the job prints (stdout and stderr) to this file")
-        if stored:
+        if STAGES[name.replace("-", "_")].stored:
             sub.add_argument("--cache-dir", type=Path, help="content-addressed store to restore from and save to")
             sub.add_argument("--store", choices=STORE_MODES, default="auto",
                              help="auto: restore when stored, else build and store; write: build afresh and "
                                   "replace the stored entry; off: build, store nothing")
-        else:  # a copy per model, or per parsed skill, would cost more than building it again
+        else:
             sub.set_defaults(cache_dir=None, store="off")
         return sub
 
     stage("prepare-model", cmd_prepare_model, "turn the configured base model into a safetensors folder",
-          "out", stored=False)
-    stage("parse-skill", cmd_parse_skill, "parse and validate a skill; write it as JSON", "model", "out",
-          stored=False)
+          "out")
+    stage("parse-skill", cmd_parse_skill, "parse and validate a skill; write it as JSON", "model", "out")
     check = command("check-skill", cmd_check_skill,
                     "validate skill folders and say what a build will make of each: worked examples found (with "
                     "line numbers), counter-examples, the answers' form, checks, seed search and a verdict; "
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "model", "out", "metrics")
     shared.add_argument("--datasets", type=Path, nargs="+", required=True, help="build/datasets/<skill>.jsonl files")
     stage("merge", cmd_merge, "merge the skill's adapter into the base model's weights (export.merged)",
-          "model", "adapter", "out", stored=False)
+          "model", "adapter", "out")
     stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter; --markdown: the report for people",
           "skill", "dataset", "model", "adapter", "out", "markdown")
     controls = stage("evaluate-controls", cmd_evaluate_controls, "the controls on a skill's eval prompts: another "

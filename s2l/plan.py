@@ -16,11 +16,10 @@ from typing import Any
 from s2l.errors import UserError
 from s2l.model import source_sha256
 from s2l.skill import SKILL_FILE, SKILL_KEY_PATTERN, is_valid_skill_key, skill_sha256
-from s2l.specs import SPECS_DIR, plan_specs, write_if_changed
+from s2l.pipeline import MANIFESTS_DIR, SPECS_DIR
+from s2l.specs import plan_specs, write_if_changed
 
-MANIFESTS_DIR = Path("build/manifests")
 UNCHANGED_MTIME = 946684800  # 2000-01-01: older than any output
-STORED_STAGES = ("synthesize", "dataset", "train", "evaluate", "evaluate_controls")  # per skill
 MODEL_SOURCE_MEMO = SPECS_DIR / "model-source.json"  # the source's content hash and the stamp it was taken at
 
 
@@ -80,10 +79,6 @@ def build_plan(config: dict[str, Any], workdir: Path = Path(".")) -> BuildPlan:
     skills, warnings = discover_skills(skills_dir if skills_dir.is_absolute() else workdir / skills_dir)
     model = source_sha256(config["base_model"]["source"], workdir / MODEL_SOURCE_MEMO)
     return BuildPlan(plan_specs(config, skills, model), warnings)
-
-
-def manifest_path(stage: str, skill: str | None = None) -> Path:
-    return MANIFESTS_DIR / f"{stage}.json" if skill is None else MANIFESTS_DIR / skill / f"{stage}.json"
 
 
 def built_spec(spec_file: Path) -> dict[str, Any] | None:

@@ -20,18 +20,13 @@ from typing import Any
 
 from s2l.errors import UserError
 from s2l.hashing import content_sha256, stat_stamp
-from s2l.plan import manifest_path
+from s2l.pipeline import STAGES, manifest_path
 from s2l.specs import NOT_KEYED, read_spec, sha256_json, software_versions, upstream_stage
 from s2l.store import Store
 
 # auto: restore when the input key is stored, else build and store; write: always build, and
 # replace the entry (forced jobs); off: build, store nothing.
 STORE_MODES = ("auto", "write", "off")
-# Outputs that record how a build went (wall time, requests sent, cache hits) rather than what it made:
-# a later stage may read them, but they are left out of its input key, so a rerun that reproduced the
-# data byte for byte still cuts off early.
-UNKEYED_OUTPUTS = {"synthesize": ("usage.json",), "dataset": ("report.json",), "train": ("metrics.jsonl",),
-                   "train_shared": ("metrics.jsonl",)}
 # Set by the workflow for its jobs: {"all": --forceall, "names": rules and files forced}.
 FORCED_ENV = "S2L_FORCED"
 
@@ -80,7 +75,7 @@ def read_upstream(spec: dict[str, Any]) -> dict[str, dict[str, str]]:
             if current_sha256(output) != output["sha256"]:
                 raise StaleInputError(f"{output['path']}: changed since {stage} built it; {rerun}")
         reads[name] = {role: output["sha256"] for role, output in manifest["outputs"].items()
-                       if role not in UNKEYED_OUTPUTS.get(stage, ())}
+                       if role not in STAGES[stage].unkeyed_outputs}
     return reads
 
 

@@ -15,7 +15,7 @@ its spec, so the spec is also the stage's provenance record.
 The plan key says what a job is expected to read; the job itself computes an **input key** from
 the bytes it actually reads (s2l/runner.py), which is what the store files outputs under.
 
-Stage names are the rule names, everywhere: specs, manifests, store folders, ``s2l status``.
+What each stage's spec holds is declared once, in s2l/pipeline.py.
 """
 
 from __future__ import annotations
@@ -30,49 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from s2l.config import ROLE_PATHS
+from s2l.pipeline import BUILD_STAGES, JUDGE_KEYS, SKILL_STAGES, STAGES, spec_path
 from s2l.skill import has_skill_checks
 
-# Bump a stage's version when its code changes what it produces; that reruns it for every skill.
-STAGE_VERSIONS = {"prepare_model": 2, "parse_skill": 2, "synthesize": 5, "dataset": 3, "train": 2,
-                  "evaluate": 3, "train_shared": 2, "evaluate_controls": 1, "benchmark": 3, "merge": 1}
-SKILL_STAGES = ("parse_skill", "synthesize", "dataset", "train", "evaluate")
-# Stages whose outputs a stage reads: their plan keys are part of its plan key, their output bytes
-# part of its input key. An upstream entry named ``stage/skill`` is another skill's (the benchmark's,
-# the shared adapter's, a wrong-adapter control's); ``prepare_model`` and ``train_shared`` are the build's.
-UPSTREAM = {
-    "parse_skill": ("prepare_model",),
-    "synthesize": ("parse_skill", "prepare_model"),
-    "dataset": ("synthesize", "parse_skill", "prepare_model"),
-    "train": ("dataset", "parse_skill", "prepare_model"),
-    "evaluate": ("train", "dataset", "parse_skill", "prepare_model"),
-    "evaluate_controls": ("evaluate", "dataset", "parse_skill", "prepare_model"),  # and the adapters it compares
-    "merge": ("train", "prepare_model"),  # with export.merged
-}
-BUILD_STAGES = ("prepare_model", "train_shared")  # one per build, not per skill
-# What the evaluation conditions depend on; ``eval.controls`` only says which conditions run.
-EVAL_KEYS = ("eval.max_new_tokens", "eval.batch_size", "eval.samples", "eval.temperature", "eval.top_p",
-             "eval.judge", "seed")
-SPECS_DIR = Path("build/specs")
-JUDGE_KEYS = ("eval.judge",)
-# Config keys that shape a stage's output (in its key) ...
-STAGE_CONFIG_KEYS = {
-    "prepare_model": ("base_model",),
-    "parse_skill": (),
-    "synthesize": ("generation", "seed", "dataset.copy_ngram_words", "dataset.max_shape_share"),
-    "dataset": ("dataset.max_seq_len", "dataset.copy_ngram_words", "dataset.max_shape_share"),
-    "train": ("lora", "training", "seed"),
-    "evaluate": EVAL_KEYS,
-    "train_shared": ("lora", "training", "seed"),
-    "evaluate_controls": EVAL_KEYS,
-    "benchmark": ("eval.controls",),
-    "merge": (),
-}
-# ... and config keys that only decide whether it passes (in its spec, not in its key).
-STAGE_CHECK_KEYS = {
-    "parse_skill": ("strict", "generation.generator.max_new_tokens", "generation.teacher.max_new_tokens",
-                    "generation.teacher_examples"),
-    "dataset": ("dataset.min_train_records", "dataset.min_eval_records"),
-}
 # How a role reaches its endpoint (``<role path>.connection``: key variable, timeout,
 # concurrency, retries, price) changes no answer: the job reads it from ``connections``, no key holds it.
 NOT_KEYED = ("key", "inputs", "checks", "connections")
@@ -100,10 +60,11 @@ def config_slice(config: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[s
 def stage_spec(stage: str, config: dict[str, Any], skill: str | None = None, also: tuple[str, ...] = ()
                ) -> dict[str, Any]:
     """A stage's spec: its version and the config keys that shape it (and ``also`` these)."""
+    declared = STAGES[stage]
     spec: dict[str, Any] = {
         "stage": stage,
-        "version": STAGE_VERSIONS[stage],
-        "config": copy.deepcopy(config_slice(config, STAGE_CONFIG_KEYS[stage] + also)),
+        "version": declared.version,
+        "config": copy.deepcopy(config_slice(config, declared.config_keys + also)),
     }
     connections = {}
     for name, dotted in ROLE_PATHS.items():
@@ -113,8 +74,8 @@ def stage_spec(stage: str, config: dict[str, Any], skill: str | None = None, als
             connections[name] = settings.pop("connection")
     if connections:
         spec["connections"] = connections
-    if stage in STAGE_CHECK_KEYS:
-        spec["checks"] = config_slice(config, STAGE_CHECK_KEYS[stage])
+    if declared.check_keys:
+        spec["checks"] = config_slice(config, declared.check_keys)
     if skill is not None:
         spec["skill"] = {"key": skill}
     return spec
@@ -132,10 +93,6 @@ def plan_key(spec: dict[str, Any]) -> str:
 
 def keyed(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "key": plan_key(spec)}
-
-
-def spec_path(stage: str, skill: str | None = None) -> Path:
-    return SPECS_DIR / f"{stage}.json" if skill is None else SPECS_DIR / skill / f"{stage}.json"
 
 
 def wrong_adapter_skill(skill: str, skills: list[str]) -> str | None:
@@ -158,7 +115,7 @@ def plan_specs(
             # The judge grades the teacher's answers only for a skill without checks: only its key holds it.
             judged = stage == "synthesize" and not has_skill_checks(folder)
             spec = stage_spec(stage, config, skill, JUDGE_KEYS if judged else ())
-            spec["upstream"] = {name: own[name] for name in UPSTREAM[stage]}
+            spec["upstream"] = {name: own[name] for name in STAGES[stage].upstream}
             if stage == "parse_skill":
                 spec["skill"]["sha256"] = sha256
                 spec["inputs"] = {"dir": str(folder)}
@@ -168,7 +125,7 @@ def plan_specs(
     if config["export"]["merged"]:
         for skill, own in keys.items():
             specs[spec_path("merge", skill)] = keyed({**stage_spec("merge", config, skill), "upstream": {
-                name: own[name] for name in UPSTREAM["merge"]}})
+                name: own[name] for name in STAGES["merge"].upstream}})
     aggregated = {f"evaluate/{skill}": own["evaluate"] for skill, own in keys.items()}
     if config["eval"]["controls"]:
         shared = keyed({**stage_spec("train_shared", config), "upstream": {
@@ -178,8 +135,8 @@ def plan_specs(
             spec = stage_spec("evaluate_controls", config, skill)
             wrong = wrong_adapter_skill(skill, list(keys))
             spec["controls"] = {"wrong_adapter": wrong}
-            spec["upstream"] = {**{name: own[name] for name in UPSTREAM["evaluate_controls"]},
-                                "train_shared": shared["key"]}
+            spec["upstream"] = {name: {**own, "train_shared": shared["key"]}[name]
+                                for name in STAGES["evaluate_controls"].upstream}
             if wrong is not None:
                 spec["upstream"][f"train/{wrong}"] = keys[wrong]["train"]
             spec = keyed(spec)

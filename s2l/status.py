@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from s2l.plan import STORED_STAGES, BuildPlan, manifest_path
-from s2l.specs import diff_specs, spec_path
+from s2l.pipeline import STAGES, manifest_path, spec_path
+from s2l.plan import BuildPlan
+from s2l.specs import diff_specs
 from s2l.store import Store
 
 
@@ -41,9 +42,9 @@ def status_table(plan: BuildPlan, workdir: Path, store: Store) -> list[tuple[str
     adapter and the benchmark, the build's own under skill "*"."""
     rows = [("*", "prepare_model", *target_status("prepare_model", None, plan, workdir, store))]
     rows += [(skill, stage, *target_status(stage, skill, plan, workdir, store))
-             for skill in plan.skills for stage in ("parse_skill", *STORED_STAGES)
-             if spec_path(stage, skill) in plan.specs]
-    for stage in ("train_shared", "benchmark"):
-        if spec_path(stage) in plan.specs:
-            rows.append(("*", stage, *target_status(stage, None, plan, workdir, store)))
+             for skill in plan.skills for stage, declared in STAGES.items()
+             if declared.per_skill and spec_path(stage, skill) in plan.specs]
+    rows += [("*", stage, *target_status(stage, None, plan, workdir, store))
+             for stage, declared in STAGES.items()
+             if not declared.per_skill and stage != "prepare_model" and spec_path(stage) in plan.specs]
     return rows

@@ -424,6 +424,17 @@ def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slur
         assert (slurm_workdir / path).read_bytes() == (workdir / path).read_bytes(), path
 
 
+def test_a_forced_job_on_slurm_builds_afresh(slurm, slurm_workdir: Path) -> None:
+    """--forcerun reaches the Slurm job (S2L_FORCED is declared to the executor): the dataset, in
+    the store since the build above, is built again rather than restored."""
+    key = GOOD[0]
+    log = slurm_workdir / f"build/logs/dataset/{key}.log"
+    forced = slurm_snakemake(slurm_workdir, slurm, f"build/datasets/{key}.jsonl", "--forcerun", "dataset")
+    assert forced.returncode == 0, (forced.stdout + forced.stderr)[-4000:]
+    assert re.search(r"SLURM jobid \d+ \(log: \S+rule_dataset", forced.stdout + forced.stderr)
+    assert "restored from the store" not in log.read_text()
+
+
 def test_a_job_failing_on_slurm_names_its_job_id_and_log_and_loses_nothing(slurm, slurm_workdir: Path) -> None:
     key = GOOD[0]
     strict = slurm_workdir / "too-few.yaml"
