@@ -8,7 +8,8 @@ Training part (``--training WORKDIR``): on the datasets a finished build left in
 are trained over a grid of epochs x learning rate and each one's sampled answers to the skill's
 evals.json prompts are scored by its checks (the adapter condition of the evaluation).
 
-The raw figures go to ``benchmarks/results/sweep.json``; the defaults in config.yaml come from it.
+The raw figures go to ``benchmarks/results/sweep.json``; the default number of worked examples comes
+from it (the learning rate, since, from ``benchmarks/results/learning_rate/``).
 
     python benchmarks/sweep.py --teacher --skills conventional-commits google-docstrings keep-a-changelog
     python benchmarks/sweep.py --training /tmp/s2l-bench-xyz --skills conventional-commits
@@ -20,10 +21,11 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from statistics import fmean
 
-import yaml
+from s2l.config import default_config, section_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sweep.json"
@@ -38,8 +40,9 @@ def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, s
 
     generation = config["generation"]
     backend = LocalBackend(load_model(model_dir), load_tokenizer(model_dir), "base", generation["batch_size"])
-    generator = Role("local", "base", **generation["generator"])
-    teacher = Role("local", "base", **generation["teacher"])
+    generator = Role(**{**generation["generator"], "model": "base"})
+    teacher = Role(**{**generation["teacher"], "model": "base"})
+    teacher_settings = TeacherSettings.from_config(config)
     rows = []
     for key in skills:
         skill = load_skill(ROOT / "skills" / key)
@@ -48,7 +51,7 @@ def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, s
         for examples in shown:
             started = time.perf_counter()
             answers = answer_requests(skill, requests, [f"r{i}" for i in range(len(requests))], backend, teacher,
-                                      TeacherSettings(examples=examples, samples=1), config["seed"], seeds,
+                                      replace(teacher_settings, examples=examples, samples=1), config["seed"], seeds,
                                       learn=False, desc=f"{examples} examples")
             row = {"skill": key, "teacher_examples": examples, "requests": len(requests),
                    "passed": sum(bool(a.passed) for a in answers), "seconds": time.perf_counter() - started}
@@ -66,7 +69,8 @@ def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates:
 
     model_dir = workdir / "build" / "models" / "base"
     tokenizer = load_tokenizer(model_dir)
-    settings = EvalSettings(**config["eval"])
+    settings = section_settings(EvalSettings, config["eval"])
+    lora, defaults = section_settings(LoraSettings, config["lora"]), section_settings(TrainingSettings, config["training"])
     rows = []
     for key in skills:
         skill = read_parsed_skill(workdir / "build" / "skills" / f"{key}.json")
@@ -75,12 +79,12 @@ def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates:
         prompts = [p for p in eval_prompts(skill, records) if p.source == "evals"]
         for epoch_count in epochs:
             for rate in rates:
-                training = TrainingSettings(**{**config["training"], "epochs": epoch_count, "learning_rate": rate})
+                training = replace(defaults, epochs=epoch_count, learning_rate=rate)
                 with tempfile.TemporaryDirectory(prefix="s2l-sweep-") as scratch:
                     started = time.perf_counter()
                     adapter = Path(scratch) / "adapter"
                     where = TrainingRun(Path(scratch) / "checkpoints", Path(scratch) / "metrics.jsonl")
-                    result = train_adapter(model_dir, [dataset_file], LoraSettings(**config["lora"]), training,
+                    result = train_adapter(model_dir, [dataset_file], lora, training,
                                            config["seed"], adapter, where, config["base_model"]["id"])
                     trained = time.perf_counter() - started
                     scored = evaluate_condition(load_model(model_dir, {"adapter": adapter}), tokenizer, skill,
@@ -109,7 +113,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the raw figures (default: %(default)s)")
     args = parser.parse_args()
 
-    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    config = default_config()
     results = json.loads(args.json.read_text(encoding="utf-8")) if args.json.is_file() else {}
     if args.teacher:
         model = args.model or (args.training or Path(".")) / "build" / "models" / "base"

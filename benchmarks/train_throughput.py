@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,15 +35,15 @@ def train_once(trainer: str, model_dir: Path, dataset_file: Path, steps: int, th
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
 
-    from s2l.config import load_config
+    from s2l.config import load_config, section_settings
     from s2l.model import load_tokenizer
     from s2l.train import (LoraSettings, TrainingRun, TrainingSettings, load_train_split, lora_model,
                            select_precision, train_adapter, trainer_classes)
 
     torch.set_num_threads(threads)
     config = load_config([])
-    lora = LoraSettings(**config["lora"])
-    training = TrainingSettings(**{**config["training"], "max_steps": steps})
+    lora = section_settings(LoraSettings, config["lora"])
+    training = replace(section_settings(TrainingSettings, config["training"]), max_steps=steps)
     metrics = out / "metrics.jsonl"
     if trainer == "s2l":
         result = train_adapter(model_dir, [dataset_file], lora, training, config["seed"], out / "adapter",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import fields
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -23,6 +25,7 @@ CONFIG_SCHEMA = "config.schema.yaml"
 # Roles that may use an endpoint: name -> where the config holds its settings.
 ROLE_PATHS = {"generator": "generation.generator", "teacher": "generation.teacher", "judge": "eval.judge"}
 ENDPOINT_ROLES = ("generator", "teacher")  # the roles that make the data
+Settings = TypeVar("Settings")
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False,
                  "0": False}
 
@@ -105,3 +108,20 @@ def load_config(configfiles: list[Path], where: Path = Path(".")) -> dict[str, A
     for path in configfiles:
         config = merge_config(config, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     return validated(config)
+
+
+@cache
+def _default_config_text() -> str:
+    return DEFAULT_CONFIG.read_text(encoding="utf-8")
+
+
+def default_config() -> dict[str, Any]:
+    """config.yaml as shipped, validated: the one place every setting's default is written (the
+    settings classes hold none)."""
+    return validated(yaml.safe_load(_default_config_text()))
+
+
+def section_settings(cls: type[Settings], section: dict[str, Any]) -> Settings:
+    """A settings class from its config section, each field from the key of its name; keys the class
+    does not hold (``eval.controls``, ``eval.judge``) belong to other parts of the build."""
+    return cls(**{field.name: section[field.name] for field in fields(cls)})

@@ -42,11 +42,13 @@ class DatasetError(UserError):
 
 @dataclass(frozen=True)
 class DatasetSettings:
-    max_seq_len: int = 512
-    min_train_records: int = 16
-    min_eval_records: int = 4
-    copy_ngram_words: int = 12
-    max_shape_share: float = 0.5
+    """The ``dataset`` section of the config (defaults: config.yaml)."""
+
+    max_seq_len: int
+    min_train_records: int
+    min_eval_records: int
+    copy_ngram_words: int
+    max_shape_share: float
 
 
 def rejection_reason(

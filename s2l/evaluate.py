@@ -45,11 +45,13 @@ class NothingToEvaluateError(UserError):
 
 @dataclass(frozen=True)
 class EvalSettings:
-    max_new_tokens: int = 128
-    batch_size: int = 16
-    samples: int = 4  # answers per prompt and condition
-    temperature: float = 0.7  # 0: greedy
-    top_p: float = 0.95
+    """How the conditions are sampled: the ``eval`` section of the config (defaults: config.yaml)."""
+
+    max_new_tokens: int
+    batch_size: int
+    samples: int  # answers per prompt and condition
+    temperature: float  # 0: greedy
+    top_p: float
 
     @property
     def sampling(self) -> Sampling:

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from s2l.config import section_settings
 from s2l.dataset import DatasetSettings
 from s2l.model import ModelSourceError
 from s2l.runner import StageRun, input_key, read_upstream, run_stage
@@ -226,11 +227,8 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_fi
             train_examples=generation["train_examples"],
             eval_examples=generation["eval_examples"],
             seed=seed,
-            settings=TeacherSettings(generation["teacher_examples"], generation["teacher_samples"],
-                                     generation["filter_by_checks"], settings["dataset"]["copy_ngram_words"],
-                                     settings["dataset"]["max_shape_share"], generation["hold_to_checks"]),
-            search=SeedSearch(**{**generation["seed_search"],
-                                 "temperatures": tuple(generation["seed_search"]["temperatures"])}),
+            settings=TeacherSettings.from_config(settings),
+            search=SeedSearch.from_config(settings),
             judge=judge,
         )
         count = write_jsonl(out, records)
@@ -253,7 +251,7 @@ def dataset(run: StageRun, skill_file: Path, synthetic: Path, usage_file: Path, 
         from s2l.dataset import build_dataset
         from s2l.model import load_tokenizer
 
-        settings = DatasetSettings(**spec["config"]["dataset"], **spec["checks"]["dataset"])
+        settings = section_settings(DatasetSettings, {**spec["config"]["dataset"], **spec["checks"]["dataset"]})
         skill = read_parsed_skill(skill_file)
         records, report = build_dataset(read_jsonl(synthetic), skill, load_tokenizer(model), settings)
         write_jsonl(out, records)
@@ -309,7 +307,8 @@ def train_on(run: StageRun, identity: dict[str, str], dataset_files: list[Path],
               f"training metrics in {metrics_file}")
 
     settings = read_spec(run.spec_file)["config"]
-    lora, training = LoraSettings(**settings["lora"]), TrainingSettings(**settings["training"])
+    lora, training = section_settings(LoraSettings, settings["lora"]), section_settings(TrainingSettings,
+                                                                                       settings["training"])
     # CPU and GPU adapters differ: the precision used is part of the input key, so they never share an entry.
     run_stage(replace(run, facts={"precision": training_precision(training).label}), build)
 
@@ -344,11 +343,6 @@ def judge_for(spec: dict[str, Any], model, tokenizer, model_dir: Path, cache_dir
                  settings["backend"], role_price(spec, "judge"))
 
 
-def eval_settings(spec: dict[str, Any]) -> dict[str, Any]:
-    """The evaluation settings of an evaluate spec, without the judge (a role of its own)."""
-    return {name: value for name, value in spec["config"]["eval"].items() if name != "judge"}
-
-
 def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, adapters: dict[str, Path],
                threads: int, evaluate_with: Callable[..., dict[str, Any]], out: Path, markdown_file: Path | None,
                schema: str) -> None:
@@ -367,7 +361,7 @@ def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path,
         loaded, tokenizer = load_model(model, adapters), load_tokenizer(model)
         judge = judge_for(spec, loaded, tokenizer, model, run.cache_dir or DEFAULT_CACHE_DIR)
         results = evaluate_with(loaded, tokenizer, skill, read_jsonl(dataset_file),
-                                EvalSettings(**eval_settings(spec)), seed, judge=judge)
+                                section_settings(EvalSettings, spec["config"]["eval"]), seed, judge=judge)
         report = {
             "skill": skill.identity,
             "base_model": base_model_provenance(model),

@@ -96,18 +96,25 @@ class Role:
 
 @dataclass(frozen=True)
 class TeacherSettings:
-    """How the teacher is prompted and its answers chosen (``generation.teacher_*`` in the config)."""
+    """How the teacher is prompted and its answers chosen (``generation.teacher_*`` in the config;
+    defaults: config.yaml)."""
 
-    examples: int = 3  # worked examples shown as earlier turns
-    samples: int = 4  # answers tried per request, at most
-    filter_by_checks: bool = True  # keep only answers that pass every skill-level check
+    examples: int  # worked examples shown as earlier turns
+    samples: int  # answers tried per request, at most
+    filter_by_checks: bool  # keep only answers that pass every skill-level check
     # An answer sharing this many consecutive words with SKILL.md repeats a worked example instead of
     # answering its own request: never acceptable (the dataset stage drops such answers too).
-    copy_ngram_words: int = 12
+    copy_ngram_words: int
     # No one answer shape (s2l/form.py: answer_shape) may take more than this share of the training answers.
-    max_shape_share: float = 0.5
+    max_shape_share: float
     # Local decoding held to the checks anchored at the answer's start (s2l/constrain.py).
-    hold_to_checks: bool = True
+    hold_to_checks: bool
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TeacherSettings:
+        generation, dataset = config["generation"], config["dataset"]
+        return cls(generation["teacher_examples"], generation["teacher_samples"], generation["filter_by_checks"],
+                   dataset["copy_ngram_words"], dataset["max_shape_share"], generation["hold_to_checks"])
 
     def constraint(self, skill: Skill) -> CheckConstraint | None:
         """What the teacher's decoding is held to: the skill's anchored checks, when answers are filtered
@@ -122,10 +129,15 @@ class SeedSearch:
     answers to each, at the round's temperature, until enough answers pass the skill's checks or the
     rounds are spent (a budget of requests x samples x rounds answers)."""
 
-    requests: int = 8
-    samples: int = 4
-    rounds: int = 4
-    temperatures: tuple[float, ...] = (0.7, 0.9, 1.1, 1.3)
+    requests: int
+    samples: int
+    rounds: int
+    temperatures: tuple[float, ...]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SeedSearch:
+        search = config["generation"]["seed_search"]
+        return cls(search["requests"], search["samples"], search["rounds"], tuple(search["temperatures"]))
 
     @property
     def budget(self) -> int:
@@ -163,7 +175,7 @@ def teacher_conversation(skill: Skill, request: str, examples: list[dict[str, st
     return messages + [{"role": "user", "content": request}]
 
 
-def teacher_prompt_tokens(skill: Skill, tokenizer, examples: int = TeacherSettings.examples) -> int:
+def teacher_prompt_tokens(skill: Skill, tokenizer, examples: int) -> int:
     """Tokens of the teacher's prompt before the request (the skill and its own worked examples):
     what a skill costs the context window."""
     return len(prompt_ids(tokenizer, teacher_conversation(skill, "", worked_examples(skill)[:examples])))
@@ -510,8 +522,8 @@ def synthesize(
     train_examples: int,
     eval_examples: int,
     seed: int,
-    settings: TeacherSettings = TeacherSettings(),
-    search: SeedSearch = SeedSearch(),
+    settings: TeacherSettings,
+    search: SeedSearch,
     judge: Judge | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per request: the seeds a seed search found (training records), the rest of the

@@ -19,22 +19,26 @@ from s2l.serving import vllm_max_lora_rank
 
 @dataclass(frozen=True)
 class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: str | list[str] = "all-linear"
+    """The ``lora`` section of the config (defaults: config.yaml)."""
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: str | list[str]
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: float = 3
-    batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 2e-3
-    warmup_steps: int = 2
-    quantization: str = "auto"  # auto: nf4 on CUDA, none on CPU
-    max_steps: int = -1  # >0 caps the run (quick tests)
-    checkpoint_steps: int = 10  # a killed run resumes from its last checkpoint
+    """The ``training`` section of the config (defaults: config.yaml)."""
+
+    epochs: float
+    batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    warmup_steps: int
+    quantization: str  # auto: nf4 on CUDA, none on CPU
+    max_steps: int  # >0 caps the run (quick tests)
+    checkpoint_steps: int  # a killed run resumes from its last checkpoint
 
 
 @dataclass(frozen=True)

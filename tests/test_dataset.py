@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from s2l.config import default_config, section_settings
 from s2l.dataset import DatasetError, DatasetSettings, build_dataset
 from s2l.schemas import validate
 from s2l.skill import load_skill
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = load_skill(ROOT / "skills" / "conventional-commits")
+DATASET_SETTINGS = section_settings(DatasetSettings, default_config()["dataset"])
 ROLE = {"backend": "local", "model": "m", "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 64}
 TEACHER = {**ROLE, "examples": 3, "samples": 4, "filter_by_checks": True}
 
@@ -55,7 +57,7 @@ def synthetic_records() -> list[dict]:
 
 
 def test_filters_count_every_reason_and_drop_the_skill_text(tokenizer) -> None:
-    settings = DatasetSettings(max_seq_len=256, min_train_records=2, min_eval_records=1)
+    settings = replace(DATASET_SETTINGS, max_seq_len=256, min_train_records=2, min_eval_records=1)
     kept, report = build_dataset(synthetic_records(), SKILL, tokenizer, settings)
     assert [r["id"] for r in kept] == ["r0", "r1", "r2"]
     assert report["dropped"] == {
@@ -77,7 +79,7 @@ def test_filters_count_every_reason_and_drop_the_skill_text(tokenizer) -> None:
 
 
 def test_too_few_records_is_a_clear_error(tokenizer) -> None:
-    settings = DatasetSettings(max_seq_len=256, min_train_records=5, min_eval_records=1)
+    settings = replace(DATASET_SETTINGS, max_seq_len=256, min_train_records=5, min_eval_records=1)
     with pytest.raises(DatasetError) as error:
         build_dataset(synthetic_records(), SKILL, tokenizer, settings)
     message = str(error.value)
@@ -98,7 +100,7 @@ def checked_records(filtered: bool) -> list[dict]:
 
 
 def test_answers_failing_the_checks_are_dropped_and_counted(tokenizer) -> None:
-    settings = DatasetSettings(max_seq_len=256, min_train_records=1, min_eval_records=1)
+    settings = replace(DATASET_SETTINGS, max_seq_len=256, min_train_records=1, min_eval_records=1)
     kept, report = build_dataset(checked_records(filtered=True), SKILL, tokenizer, settings)
     assert [r["id"] for r in kept] == ["r0", "r2"]
     assert report["dropped"] == {"failed_checks": 1, "near_evals_prompt": 1}
@@ -109,7 +111,7 @@ def test_answers_failing_the_checks_are_dropped_and_counted(tokenizer) -> None:
 
 
 def test_with_filtering_off_a_failing_answer_is_kept_and_the_report_says_so(tokenizer) -> None:
-    settings = DatasetSettings(max_seq_len=256, min_train_records=1, min_eval_records=1)
+    settings = replace(DATASET_SETTINGS, max_seq_len=256, min_train_records=1, min_eval_records=1)
     kept, report = build_dataset(checked_records(filtered=False), SKILL, tokenizer, settings)
     assert [r["id"] for r in kept] == ["r0", "r1", "r2"]
     assert report["dropped"] == {"near_evals_prompt": 1}
@@ -120,7 +122,7 @@ def test_a_skill_without_checks_filters_nothing_and_says_so(tokenizer) -> None:
     unchecked = replace(SKILL, checks=[])
     records = [record(0, "Commit message for a parser fix", "whatever the teacher said", passed=None),
                record(1, "Commit message for docs", "docs: explain install", split="eval", passed=None)]
-    kept, report = build_dataset(records, unchecked, tokenizer, DatasetSettings(min_train_records=1, min_eval_records=1))
+    kept, report = build_dataset(records, unchecked, tokenizer, replace(DATASET_SETTINGS, min_train_records=1, min_eval_records=1))
     assert len(kept) == 2 and report["dropped"] == {}
     assert report["teacher"]["filter_by_checks"] is False and report["teacher"]["raw_pass_rate"] is None
     assert "no machine checks" in report["teacher"]["note"]
@@ -135,7 +137,8 @@ def test_no_answer_shape_takes_more_than_its_share_and_the_report_says_how_varie
     # Six feat, two fix, one docs, one ci: at most half of the kept answers may be feat.
     kinds = ["feat"] * 6 + ["fix", "fix", "docs", "ci"]
     records = [commit(n, kind) for n, kind in enumerate(kinds)] + [commit(20, "feat", split="eval")]
-    kept, report = build_dataset(records, SKILL, tokenizer, DatasetSettings(min_train_records=1, min_eval_records=1))
+    bounded = replace(DATASET_SETTINGS, min_train_records=1, min_eval_records=1, max_shape_share=0.5)
+    kept, report = build_dataset(records, SKILL, tokenizer, bounded)
     train = [r["messages"][1]["content"].split("(")[0] for r in kept if r["split"] == "train"]
     assert train.count("feat") == 4 and len(train) == 8  # 4 of 8: no more than half
     assert [r["id"] for r in kept if r["split"] == "train"][:4] == ["r0", "r1", "r2", "r3"]  # the first ones stay
@@ -147,7 +150,7 @@ def test_no_answer_shape_takes_more_than_its_share_and_the_report_says_how_varie
 
 def test_answers_that_all_open_the_same_way_are_not_capped(tokenizer) -> None:
     records = [commit(n, "feat") for n in range(4)] + [commit(9, "fix", split="eval")]
-    kept, report = build_dataset(records, SKILL, tokenizer, DatasetSettings(min_train_records=1, min_eval_records=1))
+    kept, report = build_dataset(records, SKILL, tokenizer, replace(DATASET_SETTINGS, min_train_records=1, min_eval_records=1))
     assert len(kept) == 5 and report["diversity"]["normalized_entropy"] == 0.0
 
 
@@ -159,7 +162,7 @@ def test_too_few_records_names_the_check_the_teacher_never_passed_and_the_seed_s
                 "teacher": failing} for n in range(3)]
     records[0]["generator"] = {**ROLE, "requests_dropped": {"assistant_chatter": 9}, "rounds": [{"asked": 12, "kept": 3}]}
     with pytest.raises(DatasetError) as error:
-        build_dataset(records, replace(SKILL, examples=[]), tokenizer, DatasetSettings(min_train_records=2))
+        build_dataset(records, replace(SKILL, examples=[]), tokenizer, replace(DATASET_SETTINGS, min_train_records=2))
     message = str(error.value)
     assert "0 train (need 2)" in message
     assert "shows 0 worked example(s)" in message and "found 0 of the 3 missing" in message  # the seed search
@@ -170,7 +173,8 @@ def test_too_few_records_names_the_check_the_teacher_never_passed_and_the_seed_s
 def test_the_shape_bound_never_leaves_fewer_than_the_minimum_and_says_it_was_not_met(tokenizer) -> None:
     kinds = ["feat"] * 8 + ["fix"]  # within the bound: 1 feat + 1 fix; the minimum asks for 5
     records = [commit(n, kind) for n, kind in enumerate(kinds)] + [commit(20, "fix", split="eval")]
-    kept, report = build_dataset(records, SKILL, tokenizer, DatasetSettings(min_train_records=5, min_eval_records=1))
+    kept, report = build_dataset(records, SKILL, tokenizer, replace(DATASET_SETTINGS, min_train_records=5, min_eval_records=1,
+                                                                            max_shape_share=0.5))
     assert [r["id"] for r in kept if r["split"] == "train"] == ["r0", "r1", "r2", "r3", "r8"]
     assert report["dropped"] == {"over_shape_share": 4}
     assert report["diversity"]["bound_met"] is False and report["diversity"]["largest_share"] == 0.8

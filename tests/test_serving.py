@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from s2l.serving import vllm_lora_problems, vllm_max_lora_rank
-from s2l.train import LoraSettings
+from s2l.config import default_config
 
 
 def save_adapter(folder: Path, **lora: object) -> Path:
@@ -22,7 +22,7 @@ def save_adapter(folder: Path, **lora: object) -> Path:
     torch.manual_seed(0)
     base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                         num_attention_heads=2, num_key_value_heads=1))
-    settings = {"r": 16, "lora_alpha": 32, "target_modules": LoraSettings().target_modules, **lora}
+    settings = {"r": 16, "lora_alpha": 32, "target_modules": default_config()["lora"]["target_modules"], **lora}
     get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", **settings)).save_pretrained(folder)
     return folder
 
@@ -111,7 +111,7 @@ def test_all_linear_targets_the_decoder_projections_of_each_family(tmp_path: Pat
     config = AutoConfig.for_model(family, vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                   num_attention_heads=2, num_key_value_heads=1, head_dim=16)
     model = get_peft_model(AutoModelForCausalLM.from_config(config),
-                           LoraConfig(r=16, lora_alpha=32, target_modules=LoraSettings().target_modules, task_type="CAUSAL_LM"))
+                           LoraConfig(r=16, lora_alpha=32, target_modules=default_config()["lora"]["target_modules"], task_type="CAUSAL_LM"))
     wrapped = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")}
     assert wrapped == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     model.save_pretrained(tmp_path / family)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from s2l.checks import failed_checks
+from s2l.config import default_config
 from s2l.endpoint import Connection, OpenAIBackend
 from s2l.form import skill_form
 from s2l.generation import LocalBackend, Sampling
@@ -35,6 +36,7 @@ from s2l.synthetic import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = load_skill(ROOT / "skills" / "conventional-commits")
+TEACHER_SETTINGS = TeacherSettings.from_config(default_config())
 TEACHER = Role("local", "smollm2", temperature=0.7, top_p=0.95, max_new_tokens=64)
 REQUESTS = [
     "Fixed a typo in the README's install section.",
@@ -51,7 +53,7 @@ SEEDS = worked_examples(SKILL)
 def answers(model, tokenizer):
     backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
     ids = [f"train-{n}" for n in range(len(REQUESTS))]
-    return answer_requests(SKILL, REQUESTS, ids, backend, TEACHER, TeacherSettings(examples=3, samples=3), 0, SEEDS,
+    return answer_requests(SKILL, REQUESTS, ids, backend, TEACHER, replace(TEACHER_SETTINGS, examples=3, samples=3), 0, SEEDS,
                            learn=True, desc="answers")
 
 
@@ -90,7 +92,7 @@ def test_the_teacher_prompt_holds_the_skill_then_examples_as_earlier_turns():
 def test_a_skill_without_checks_keeps_the_first_answer_that_ends_its_turn(model, tokenizer):
     backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
     unchecked = replace(SKILL, checks=[])
-    kept = answer_requests(unchecked, REQUESTS[:3], ["a", "b", "c"], backend, TEACHER, TeacherSettings(3, 2), 0,
+    kept = answer_requests(unchecked, REQUESTS[:3], ["a", "b", "c"], backend, TEACHER, replace(TEACHER_SETTINGS, examples=3, samples=2), 0,
                            SEEDS, learn=False, desc="unchecked")
     for answer in kept:
         assert answer.passed is None
@@ -102,7 +104,7 @@ def test_an_answer_that_repeats_the_skill_text_is_never_accepted(model, tokenize
     # Asked a worked example's own request, the 135M teacher tends to repeat that example's answer.
     backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
     requests = [example["request"] for example in SKILL.examples]
-    settings = TeacherSettings(examples=2, samples=2, copy_ngram_words=6)
+    settings = replace(TEACHER_SETTINGS, examples=2, samples=2, copy_ngram_words=6)
     kept = answer_requests(SKILL, requests, ["a", "b"], backend, TEACHER, settings, 0, SEEDS, learn=False, desc="copies")
     skill_runs = word_ngrams(SKILL.text, 6)
     for answer in kept:
@@ -124,7 +126,7 @@ def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tok
     assert all("\n\n" not in request for request in requests)  # one paragraph, like the examples
     teacher = replace(TEACHER, max_new_tokens=128)  # the default budget: room for a whole docstring
     answers = answer_requests(docstrings, requests, [str(n) for n in range(len(requests))], backend, teacher,
-                              TeacherSettings(examples=2, samples=1), 0, worked_examples(docstrings), learn=False,
+                              replace(TEACHER_SETTINGS, examples=2, samples=1), 0, worked_examples(docstrings), learn=False,
                               desc="docstrings")
     assert any(answer.completion.text.endswith('\n"""') for answer in answers)  # some reached the closing line
     for answer in answers:
@@ -165,8 +167,8 @@ def test_a_seed_search_finds_passing_seeds_for_a_skill_that_shows_no_example(mod
                                              "revert", "style", "test")
     backend = LocalBackend(model, tokenizer, "smollm2", batch_size=32)
     generator = Role("local", "smollm2", temperature=0.8, top_p=0.95, max_new_tokens=64)
-    settings = TeacherSettings(examples=3, samples=2)
-    search = SeedSearch(requests=8, samples=4, rounds=2)
+    settings = replace(TEACHER_SETTINGS, examples=3, samples=2)
+    search = replace(SeedSearch.from_config(default_config()), requests=8, samples=4, rounds=2)
     grader = Grader(bare, settings)
     seeds, report = seed_search(bare, (backend, generator), (backend, TEACHER), 3, [], 0, settings, search, grader)
     assert seeds and report["found"] == len(seeds)
@@ -220,8 +222,8 @@ def test_the_judge_filters_the_answers_of_a_skill_without_checks(model, tokenize
         judge = Judge(endpoint, Sampling(0.0, 1.0, 64), "openai")
         unchecked = replace(SKILL, checks=[])
         backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
-        grader = Grader(unchecked, TeacherSettings(3, 3), judge)
-        kept = answer_requests(unchecked, REQUESTS[:4], list("abcd"), backend, TEACHER, TeacherSettings(3, 3), 0,
+        grader = Grader(unchecked, replace(TEACHER_SETTINGS, examples=3, samples=3), judge)
+        kept = answer_requests(unchecked, REQUESTS[:4], list("abcd"), backend, TEACHER, replace(TEACHER_SETTINGS, examples=3, samples=3), 0,
                                SEEDS, learn=False, desc="judged", grader=grader)
     finally:
         server.shutdown()
