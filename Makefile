@@ -35,7 +35,7 @@ all: setup
 	$(BIN)/snakemake --cores $(CORES)
 
 test: setup
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -v --durations=15
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -v --durations=15 -m "workflow or not workflow"
 
 benchmark: setup
 	$(BIN)/python benchmarks/stage_times.py --skills all --cores $(CORES)
