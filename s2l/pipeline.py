@@ -64,7 +64,7 @@ STAGES = {stage.name: stage for stage in (
     Stage("parse_skill", 2, check_keys=("strict", "generation.generator.max_new_tokens",
                                         "generation.teacher.max_new_tokens", "generation.teacher_examples"),
           upstream=("prepare_model",), stored=False),
-    Stage("synthesize", 5, ("generation", "seed", "dataset.copy_ngram_words", "dataset.max_shape_share"),
+    Stage("synthesize", 6, ("generation", "seed", "dataset.copy_ngram_words", "dataset.max_shape_share"),
           upstream=("parse_skill", "prepare_model"), unkeyed_outputs=("usage.json",), resources=INFERENCE),
     Stage("dataset", 3, ("dataset.max_seq_len", "dataset.copy_ngram_words", "dataset.max_shape_share"),
           ("dataset.min_train_records", "dataset.min_eval_records"),

@@ -23,6 +23,8 @@ def readiness(skill: Skill, generation: dict[str, Any], judge: dict[str, Any] | 
     """The report's lines for one skill, and its verdict line: ``ready``, ``ready after a seed search``,
     ``judged`` or ``unfiltered``. ``generation`` and ``judge`` are the config's ``generation`` and
     ``eval.judge``."""
+    from s2l.synthetic import task_request  # pulls in torch: only when a report is made
+
     pairs = skill.worked_pairs
     answers_only = [example for example in skill.examples if not example["request"]]
     wanted, search = generation["teacher_examples"], generation["seed_search"]
@@ -39,6 +41,9 @@ def readiness(skill: Skill, generation: dict[str, Any], judge: dict[str, Any] | 
                     if form.alternatives else "no shared opening") + (
             f", end at {form.ending!r}" if form.ending else ""),
         f"checks: {len(skill.checks)} skill-level, {len(skill.evals)} evals.json case(s)",
+        f"requests: the generator imitates the {len(pairs)} the skill shows" if pairs else
+        f"requests: none shown; the generator describes a change and each request asks for the task on it "
+        f"({task_request(skill, '<the change>')!r})",
     ]
     filtered = generation["filter_by_checks"] and (bool(skill.checks) or judge is not None)
     held = CheckConstraint.of_checks(skill.checks) if generation["hold_to_checks"] and filtered else None

@@ -47,11 +47,12 @@ GENERATOR_SYSTEM = (
 STRUCTURED = " Answer with a JSON object whose one key, \"request\", holds the input."
 REQUEST_SCHEMA = {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"],
                   "additionalProperties": False}
-# With no example request to imitate, the generator is asked for the task the description names, and
-# its request opens as a request does (a 135M model asked for one otherwise writes about the task).
-TASK_REQUEST = ("Ask an AI coding assistant to {task}, for {area}. Give the concrete details it needs in one or "
-                "two sentences, as a developer would write them. Write only the request.")
-TASK_REQUEST_OPENING = "Can you"
+# With no example request to imitate, the generator writes what a request hands over, a change a
+# developer made, and the request asks for the skill's task on it ("Write a commit message ...: <the
+# change>"). Asked for a whole request, SmolLM2-135M writes about the task or off it ("Can you write a
+# Convalescent Code that tells people about climate change"); asked for a change, it describes one.
+TASK_MATERIAL = ("Describe one concrete change a developer made to {area}, in one sentence, with the names of the "
+                 "files, functions or settings involved. Write only the sentence.")
 NEXT_REQUEST = "Write one new input."
 NEXT_REQUEST_ABOUT = "Write one new input, about {area}."
 # Every prompt in a round shares one few-shot prefix (computed once, see PrefixCache); the short
@@ -213,6 +214,12 @@ def task_phrase(description: str) -> str:
     return f"help with this: {first}"
 
 
+def task_request(skill: Skill, material: str) -> str:
+    """A request for the task the skill's description names, on ``material`` (what the user hands over)."""
+    task = task_phrase(skill.description)
+    return f"{task[0].upper()}{task[1:]}: {material}"
+
+
 def generator_prefix(skill: Skill, structured: bool = False, examples: list[str] | None = None) -> list[Message]:
     """The requests to imitate as earlier turns (the skill's own example requests unless given): a 135M
     model stays on task far better with them than with a description alone (as JSON when requests
@@ -241,7 +248,8 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
     """Up to ``count`` distinct requests, none a near-duplicate of another, of an evals.json prompt, of
     ``examples`` (the requests to imitate; the skill's own by default) or of ``avoid``. Each round asks
     again for what is still missing (a malformed structured answer among it), up to ``MAX_ROUNDS``
-    rounds. With no request to imitate, each is asked for as the task the skill's description names."""
+    rounds. With no request to imitate, the generator describes a change and the request asks for the
+    task the skill's description names on it (``TASK_MATERIAL``)."""
     examples = [example["request"] for example in skill.worked_pairs] if examples is None else examples
     evals = NearDuplicates([case["prompt"] for case in skill.evals])
     kept = NearDuplicates([*examples, *avoid])
@@ -249,17 +257,15 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
     dropped: Counter[str] = Counter()
     rounds: list[dict[str, int]] = []
     prefix = generator_prefix(skill, role.structured, examples)
-    ask = NEXT_REQUEST_ABOUT if examples else TASK_REQUEST
-    task = task_phrase(skill.description)
+    ask = NEXT_REQUEST_ABOUT if examples else TASK_MATERIAL
     # A JSON answer has no form to open or end with; one-paragraph requests end at the paragraph.
-    form = Form() if role.structured else Form.shared_by(examples) if examples else \
-        Form(TASK_REQUEST_OPENING, PARAGRAPH_BREAK)
+    form = Form() if role.structured else Form.shared_by(examples) if examples else Form("", PARAGRAPH_BREAK)
     for round_number in range(MAX_ROUNDS):
         missing = count - len(requests)
         if missing <= 0:
             break
         rng = random.Random(f"{seed}-{round_number}")
-        conversations = [prefix + [{"role": "user", "content": ask.format(area=rng.choice(AREAS), task=task)}]
+        conversations = [prefix + [{"role": "user", "content": ask.format(area=rng.choice(AREAS))}]
                          for _ in range(math.ceil(missing * REQUEST_SURPLUS))]
         completions = backend.complete(conversations, role.sampling, seed + 1000 * round_number,
                                        desc=f"{skill.key}: requests", answer_start=form.opening,
@@ -267,17 +273,18 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
         before = len(requests)
         for completion in map(form.complete, completions):
             parsed = structured_request(completion.text) if role.structured else completion.text
-            request = clean_request(parsed or "")
+            written = clean_request(parsed or "")  # the request, or what it hands over
+            request = written if examples else task_request(skill, written)
             reason = ("cut_off" if completion.finish_reason != "stop" else
                       "malformed" if parsed is None else
-                      "too_short" if len(request) < MIN_REQUEST_CHARS else
-                      "assistant_chatter" if ASSISTANT_CHATTER.match(request) else
+                      "too_short" if len(written) < MIN_REQUEST_CHARS else
+                      "assistant_chatter" if ASSISTANT_CHATTER.match(written) else
                       "near_evals_prompt" if evals.find(request) else
-                      "near_duplicate" if kept.find(request) else None)
+                      "near_duplicate" if kept.find(written) else None)
             if reason:
                 dropped[reason] += 1
             else:
-                kept.add(request)
+                kept.add(written)
                 requests.append(request)
         rounds.append({"asked": len(conversations), "kept": len(requests) - before})
     return GeneratedRequests(requests[:count], dropped, rounds)
@@ -452,10 +459,11 @@ def answer_requests(
     return [replace(answer, samples=tries[i]) for i, answer in enumerate(kept)]  # type: ignore[arg-type]
 
 
-def requests_to_imitate(skill: Skill, seeds: list[dict[str, Any]]) -> list[str] | None:
-    """What the generator imitates: the requests the skill shows and those of the seeds found (None:
-    there are none, so requests are asked for as the skill's task)."""
-    return [example["request"] for example in skill.worked_pairs + seeds] or None
+def requests_to_imitate(skill: Skill, seeds: list[dict[str, Any]]) -> list[str]:
+    """What the generator imitates: the requests the skill shows and those of the seeds found; none
+    where the skill shows no request, since then each request is written the same way, the seeds'
+    included (a change described, the task asked for on it)."""
+    return [example["request"] for example in skill.worked_pairs + seeds] if skill.worked_pairs else []
 
 
 def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Backend, Role], needed: int,

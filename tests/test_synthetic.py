@@ -136,6 +136,23 @@ def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tok
             assert answer.completion.finish_reason == "stop"
 
 
+def test_a_skill_that_shows_no_request_gets_requests_for_its_task_on_a_described_change(model, tokenizer):
+    """perkzen-branch-naming (benchmarks/foreign) shows no request: each request asks for the task its
+    description names, on a change the generator described; asked for whole requests instead, the
+    generator wrote off-task ones ("Can you provide a personalized guide to our best-selling mobile app?")."""
+    branches = load_skill(ROOT / "benchmarks" / "foreign" / "perkzen-branch-naming")
+    assert not branches.worked_pairs
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    generator = Role("local", "smollm2", temperature=0.8, top_p=0.95, max_new_tokens=96)
+    generated = generate_requests(branches, backend, generator, 4, seed=0)
+    task = "Choose the type, slug, and preview flag for a ticket's branch: "
+    assert len(generated.requests) == 4
+    changes = [request.removeprefix(task) for request in generated.requests]
+    assert all(request.startswith(task) for request in generated.requests)
+    assert all(len(change) >= 16 and not change.startswith(("Can you", task)) for change in changes)
+    assert len(set(changes)) == 4
+
+
 def test_a_calibrated_opening_is_the_one_the_request_calls_for_not_the_models_favourite(model, tokenizer):
     # After conventional-commits' two examples the model puts most weight on `feat` whatever the change;
     # calibrated against a request that says nothing, a rename opens as `refactor` and new tests as `test`.
