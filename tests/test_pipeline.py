@@ -5,6 +5,8 @@ draws the graph (``--rulegraph``) for a build with every optional stage on."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from s2l.pipeline import STAGES
@@ -30,3 +32,17 @@ def test_each_rule_reads_what_its_stage_declares(tmp_path: Path) -> None:
     for name, stage in STAGES.items():
         assert reads[name] == {*stage.upstream, *stage.other_skills, *stage.facts_from}, name
 
+
+
+ENGINE_MODULES = ("pipeline", "config", "specs", "plan", "runner", "store", "hashing", "status", "resources")
+
+
+def test_the_build_engine_loads_no_torch() -> None:
+    """Snakemake parses the workflow at every run and in every cluster job: the modules it imports to
+    plan a build must not pull in torch (seconds each time)."""
+    code = ("import importlib, sys\n"
+            f"for name in {ENGINE_MODULES!r}:\n"
+            "    importlib.import_module(f's2l.{name}')\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
