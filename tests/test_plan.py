@@ -51,7 +51,9 @@ def test_check_skill_reports_every_folder_and_fails_if_any_failed(tmp_path):
     assert f"{last}/SKILL.md: spec: strict mode refuses deviations" in result.stderr
     passing = subprocess.run([sys.executable, "-m", "s2l", "check-skill", str(good), str(last)],
                              capture_output=True, text=True)
-    assert passing.returncode == 0 and passing.stdout.count("ok: ") == 2
+    assert passing.returncode == 0
+    verdicts = [line.split(" (")[0] for line in passing.stdout.splitlines() if line.startswith("ok: ")]
+    assert verdicts == [f"ok: {good}", f"ok: {last}"]
 
 
 def unprivileged(command: list[str]) -> list[str]:
