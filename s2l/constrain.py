@@ -29,6 +29,9 @@ from s2l.checks import anchored_at_start
 # Candidates tried per token before a wider search: a held model mostly wants an allowed token.
 FIRST_CANDIDATES = 32
 WIDER_CANDIDATES = 1024
+# What a complete answer might go on with after blank space: if a check still allows any of these
+# there, the answer need not end (the `$` of `\A## \[...\] - \d{4}-\d{2}-\d{2}$` ends a line, not the answer).
+GOING_ON = tuple("aA0#-*{[(<`\"'")
 
 
 def _group_end(pattern: str, start: int) -> int:
@@ -93,6 +96,10 @@ class CheckConstraint:
         text = text.lstrip()
         return all(pattern.search(text, partial=True) is not None for pattern in self.partial_patterns)
 
+    def may_go_on(self, text: str) -> bool:
+        """Whether ``text``, an answer every check matches, may still go on past blank space."""
+        return any(self.may_become(text + gap + going_on) for gap in (" ", "\n") for going_on in GOING_ON)
+
     def matches(self, text: str) -> bool:
         """Whether ``text`` as a whole answer matches every check (the answer may end here)."""
         text = text.strip()
@@ -123,7 +130,8 @@ class HeldToChecks(LogitsProcessor):
             if self.constraint.matches(text):
                 # A complete answer that may only go on with blank space ends: held after its closing
                 # brace, SmolLM2-135M otherwise writes newlines until its token budget runs out.
-                ends = all(not self.token_texts[token].strip() for token in allowed)
+                ends = all(not self.token_texts[token].strip() for token in allowed) \
+                    and not self.constraint.may_go_on(text)
                 allowed = self.stops if ends else allowed + self.stops
             mask = torch.full_like(scores[row], float("-inf"))
             mask[allowed or self.stops] = 0

@@ -12,6 +12,7 @@ from s2l.skill import load_skill
 from s2l.synthetic import teacher_conversation
 
 ROOT = Path(__file__).resolve().parent.parent
+CHANGELOG = load_skill(ROOT / "skills" / "keep-a-changelog")
 # A public skill whose output is a JSON object; its table shows slugs only, so no worked example passes.
 BRANCHES = load_skill(ROOT / "benchmarks" / "foreign" / "perkzen-branch-naming")
 OBJECT_CHECK = BRANCHES.checks[0]
@@ -74,3 +75,25 @@ def test_a_length_limit_written_as_a_lookahead_holds_too():
     assert not held.may_become("bug: x")  # no such type
     assert not held.may_become("feat: keep the cache warm")  # 25 characters on the first line
     assert not held.matches("feat: ") and held.matches("feat: a")
+
+
+def test_an_answer_ends_where_its_check_ends_the_answer_not_a_line():
+    """keep-a-changelog's first check ends with ``$``, the end of the heading's line: past it the
+    answer goes on; a JSON object's check ends the answer after the closing brace."""
+    heading = CheckConstraint.of_checks(CHANGELOG.checks)
+    assert heading.matches("## [1.4.0] - 2024-03-02") and heading.may_go_on("## [1.4.0] - 2024-03-02")
+    assert not CheckConstraint.of_checks([OBJECT_CHECK]).may_go_on("{\"type\": \"fix\", \"slug\": \"a-b\", \"preview\": true}")
+
+
+def test_a_held_changelog_entry_goes_on_past_its_heading(model, tokenizer):
+    """Held to the heading check, the teacher used to stop after the heading: blank space was all the
+    check allowed next, and an answer that may only go on with blank space ended there."""
+    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=4)
+    requests = ["Version 3.1.0, 2024-05-20. Added CSV export to the report view. Fixed the broken login redirect.",
+                "Release 0.9.2 on 2023-11-02. Removed the legacy sync endpoint. Fixed a memory leak in the cache."]
+    examples = [{"request": pair["request"], "answer": pair["answer"]} for pair in CHANGELOG.worked_pairs]
+    held = backend.complete([teacher_conversation(CHANGELOG, request, examples) for request in requests],
+                            Sampling(temperature=0.7, top_p=0.95, max_new_tokens=96), seed=0,
+                            answer_start="## [", constraint=CheckConstraint.of_checks(CHANGELOG.checks))
+    for completion in held:
+        assert "\n### " in completion.text, completion.text
