@@ -42,6 +42,8 @@ onerror:
 rule all:
     default_target: True
     input:
-        expand("build/adapters/{skill}", skill=SKILLS),
-        BENCHMARK,
-        expand("build/merged/{skill}", skill=SKILLS) if config["export"]["merged"] else [],
+        expand(ADAPTER, skill=SKILLS),
+        BENCHMARK_JSON,
+        BENCHMARK_MARKDOWN,
+        BENCHMARK_PLOT,
+        expand(MERGED, skill=SKILLS) if config["export"]["merged"] else [],

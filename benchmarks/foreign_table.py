@@ -13,6 +13,7 @@ is a row with its error.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -57,12 +58,16 @@ def row(key: str, result: dict) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder holding foreign/<key>.json; foreign.md is written there (default: %(default)s)")
+    results = parser.parse_args().results
     lines = ["| skill | records (train + eval) | seeds found | adapter | adapter: held-out / evals.json "
              "| skill in context | no skill | adapter − no skill | adapter − in context | bar met | chain s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for path in sorted((RESULTS / "foreign").glob("*.json")):
+    for path in sorted((results / "foreign").glob("*.json")):
         lines.append(row(path.stem, json.loads(path.read_text())))
-    (RESULTS / "foreign.md").write_text("\n".join(lines) + "\n")
+    (results / "foreign.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -23,55 +23,58 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from s2l.config import default_config  # noqa: E402
+from s2l.pipeline import ADAPTER, STAGES, Stage, manifest_path  # noqa: E402
+from s2l.skill import SKILL_KEY_PATTERN  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "rebuild_overhead.json"
 TARGET_RATIO = 1.5
 
-BARE_SNAKEFILE = """
-import glob, os
-SKILLS = sorted(os.path.basename(os.path.dirname(p)) for p in glob.glob(config["skills_dir"] + "/*/SKILL.md"))
-BENCHMARK = multiext("build/benchmark", ".json", ".md", ".png")
-wildcard_constraints:
-    skill=r"[a-z0-9]+(?:-[a-z0-9]+)*"
-rule all:
-    input: expand("build/adapters/{skill}", skill=SKILLS), BENCHMARK
-rule prepare_model:
-    output: directory("build/models/base")
-    shell: "exit 1"
-rule parse_skill:
-    input: config["skills_dir"] + "/{skill}/SKILL.md", "build/models/base"
-    output: "build/skills/{skill}.json"
-    shell: "exit 1"
-rule synthesize:
-    input: skill="build/skills/{skill}.json", model="build/models/base"
-    output: "build/synthetic/{skill}.jsonl"
-    shell: "exit 1"
-rule dataset:
-    input: skill="build/skills/{skill}.json", synthetic="build/synthetic/{skill}.jsonl", model="build/models/base"
-    output: records="build/datasets/{skill}.jsonl", report="build/datasets/{skill}.report.json"
-    shell: "exit 1"
-rule train:
-    input: skill="build/skills/{skill}.json", dataset="build/datasets/{skill}.jsonl", model="build/models/base"
-    output: directory("build/adapters/{skill}")
-    shell: "exit 1"
-rule evaluate:
-    input: "build/skills/{skill}.json", "build/datasets/{skill}.jsonl", "build/models/base", "build/adapters/{skill}"
-    output: "build/eval/{skill}.json"
-    shell: "exit 1"
-rule benchmark:
-    input: expand("build/eval/{skill}.json", skill=SKILLS)
-    output: BENCHMARK
-    shell: "exit 1"
-"""
 
-# Outputs of a finished build, in the order the stages write them (later stages get later mtimes).
-SKILL_OUTPUTS = (
-    ("build/skills/{s}.json", "build/manifests/{s}/parse_skill.json"),
-    ("build/synthetic/{s}.jsonl", "build/manifests/{s}/synthesize.json"),
-    ("build/datasets/{s}.jsonl", "build/datasets/{s}.report.json", "build/manifests/{s}/dataset.json"),
-    ("build/adapters/{s}/", "build/manifests/{s}/train.json"),
-    ("build/eval/{s}.json", "build/manifests/{s}/evaluate.json"),
-)
-FINAL_OUTPUTS = ("build/benchmark.json", "build/benchmark.md", "build/benchmark.png", "build/manifests/benchmark.json")
+
+def default_stages() -> list[Stage]:
+    """The stages the default target builds, in build order (the declarations are in that order)."""
+    config = default_config()
+    left_out = set() if config["export"]["merged"] else {"merge"}
+    if not config["eval"]["controls"]:
+        left_out |= {"train_shared", "evaluate_controls"}
+    return [stage for name, stage in STAGES.items() if name not in left_out]
+
+
+def bare_snakefile(stages: list[Stage]) -> str:
+    """A workflow of the same shape as s2l's: the same rules and files, each rule reading the main
+    (first declared) output of the stages its declaration names (the unkeyed one of those it reads
+    facts from), SKILL.md a plain input; no specs,
+    no manifests, no hashing."""
+    def main_output(name: str, skill: str) -> str:
+        stage = STAGES[name]
+        return next(iter(stage.outputs.values())).replace("{skill}", skill)
+
+    def wrapped(stage: Stage, name: str) -> str:
+        return f"directory({stage.outputs[name]!r})" if name in stage.folders else repr(stage.outputs[name])
+
+    final = [stage for stage in stages if not stage.per_skill and stage.other_skills][-1]
+    lines = ["import glob, os",
+             'SKILLS = sorted(os.path.basename(os.path.dirname(p)) for p in glob.glob(config["skills_dir"] + "/*/SKILL.md"))',
+             "OTHER = dict(zip(SKILLS, SKILLS[1:] + SKILLS[:1]))",
+             "wildcard_constraints:", f"    skill=r{SKILL_KEY_PATTERN!r}",
+             "rule all:", f"    input: expand({ADAPTER!r}, skill=SKILLS), {list(final.outputs.values())!r}"]
+    for stage in stages:
+        inputs = ['config["skills_dir"] + "/{skill}/SKILL.md"'] if stage.name == "parse_skill" else []
+        for name in stage.upstream:
+            inputs.append(repr(main_output(name, "{skill}" if STAGES[name].per_skill else "")))
+        for name in stage.other_skills:
+            if stage.per_skill:  # another skill's (the wrong adapter)
+                inputs.append(f"lambda w: {main_output(name, '{skill}')!r}.format(skill=OTHER[w.skill])")
+            else:
+                inputs.append(f"expand({main_output(name, '{skill}')!r}, skill=SKILLS)")
+        for name in stage.facts_from:
+            facts = STAGES[name].outputs[STAGES[name].unkeyed_outputs[0]]
+            inputs.append(f"expand({facts!r}, skill=SKILLS)")
+        lines += [f"rule {stage.name}:", f"    input: {', '.join(inputs)}" if inputs else "",
+                  f"    output: {', '.join(wrapped(stage, name) for name in stage.outputs)}", '    shell: "exit 1"']
+    return "\n".join(line for line in lines if line) + "\n"
 
 
 def write_skills(skills_dir: Path, count: int) -> None:
@@ -95,23 +98,19 @@ def lay_down(workdir: Path, path: str, mtime: float) -> None:
     os.utime(target, (mtime, mtime))
 
 
-def lay_down_build(workdir: Path, skills: list[str], with_manifests: bool) -> None:
-    """Every output of a finished build, each newer than what it is built from."""
+def lay_down_build(workdir: Path, skills: list[str], stages: list[Stage], with_manifests: bool) -> None:
+    """Every output of a finished build, each stage's newer than what it is built from."""
     start = time.time() - 1000
     sources = [*(workdir / "build" / "specs").rglob("*.json"), *Path(workdir.parent / "skills").rglob("*")]
     for source in sources:
         os.utime(source, (start, start))
-    lay_down(workdir, "build/models/base/", start + 1)
-    if with_manifests:
-        lay_down(workdir, "build/manifests/prepare_model.json", start + 1)
-    for stage, paths in enumerate(SKILL_OUTPUTS, start=2):
-        for skill in skills:
+    for step, stage in enumerate(stages, start=1):
+        for skill in skills if stage.per_skill else [None]:
+            paths = [stage.output(name, skill or "") + ("/" if name in stage.folders else "") for name in stage.outputs]
+            if with_manifests:
+                paths.append(str(manifest_path(stage.name, skill)))
             for path in paths:
-                if with_manifests or "/manifests/" not in path:
-                    lay_down(workdir, path.format(s=skill), start + stage)
-    for path in FINAL_OUTPUTS:
-        if with_manifests or "/manifests/" not in path:
-            lay_down(workdir, path, start + 10)
+                lay_down(workdir, path, start + step)
 
 
 def timed(command: list[str], cwd: Path, repeats: int) -> float:
@@ -136,13 +135,14 @@ def measure(count: int, repeats: int) -> dict[str, float]:
     ours.mkdir()
     ours_cmd = [*snakemake, "-s", str(ROOT / "Snakefile"), "-d", str(ours)]
     subprocess.run([*ours_cmd, "-n", "--quiet"], check=True, capture_output=True)  # writes the specs
-    lay_down_build(ours, skills, with_manifests=True)
+    stages = default_stages()
+    lay_down_build(ours, skills, stages, with_manifests=True)
 
     bare = root / "bare"
     bare.mkdir()
-    (bare / "Snakefile").write_text(BARE_SNAKEFILE)
+    (bare / "Snakefile").write_text(bare_snakefile(stages))
     bare_cmd = [*snakemake, "-s", str(bare / "Snakefile"), "-d", str(bare)]
-    lay_down_build(bare, skills, with_manifests=False)
+    lay_down_build(bare, skills, stages, with_manifests=False)
 
     return {
         "skills": count,

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from s2l.pipeline import CHAIN_STAGES
+from s2l.pipeline import CHAIN_STAGES, DATASET_REPORT, EVAL_REPORT
 from s2l.pipeline import STAGES as PIPELINE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,8 @@ def skill_figures(workdir: Path, skill: str) -> dict:
     stages = {stage: stage_row(workdir, stage, skill) for stage in STAGES}
     controls = {stage: stage_row(workdir, stage, skill) for stage in CONTROL_STAGES
                 if (workdir / PIPELINE[stage].benchmark(skill)).exists()}
-    report = json.loads((workdir / "build" / "eval" / f"{skill}.json").read_text())
-    dataset = json.loads((workdir / "build" / "datasets" / f"{skill}.report.json").read_text())
+    report = json.loads((workdir / EVAL_REPORT.format(skill=skill)).read_text())
+    dataset = json.loads((workdir / DATASET_REPORT.format(skill=skill)).read_text())
     return {
         # Model jobs take every core, so they run one at a time: a skill's chain is its own stages
         # plus the shared model preparation.
@@ -84,7 +84,7 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2l-bench-"))
     command = [
         sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-        "--cores", str(args.cores), *([] if everything else [f"build/eval/{skill}.json" for skill in skills]),
+        "--cores", str(args.cores), *([] if everything else [EVAL_REPORT.format(skill=skill) for skill in skills]),
         "--config", f"skills_dir={skills_dir}",
     ]
     if args.configfile:
@@ -94,7 +94,7 @@ def main() -> int:
     subprocess.run(command + ["--keep-going"], check=everything)
     total = time.perf_counter() - started
 
-    failed = {skill: failure(workdir, skill) for skill in skills if not (workdir / "build" / "eval" / f"{skill}.json").exists()}
+    failed = {skill: failure(workdir, skill) for skill in skills if not (workdir / EVAL_REPORT.format(skill=skill)).exists()}
     for skill, error in failed.items():
         print(f"\n{skill}: NOT BUILT: {error}")
     figures = {skill: skill_figures(workdir, skill) for skill in skills if skill not in failed}
@@ -114,8 +114,8 @@ def main() -> int:
             print(f"  {condition}: pass rate {values['pass_rate']['all']}, prompt tokens {values['prompt_tokens']:.0f}")
         print(f"  differences: {row['differences']}")
     if everything:
-        for suffix in (".json", ".md", ".png"):
-            shutil.copyfile(workdir / "build" / f"benchmark{suffix}", BUILT_BENCHMARK.with_suffix(suffix))
+        for path in PIPELINE["benchmark"].outputs.values():
+            shutil.copyfile(workdir / path, BUILT_BENCHMARK.with_suffix(Path(path).suffix))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "cores": args.cores, "configfile": str(args.configfile) if args.configfile else None,

@@ -25,7 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from statistics import fmean
 
-from s2l.config import default_config, section_settings
+from s2l.config import load_config, section_settings
+from s2l.pipeline import DATASET, MODEL, PARSED_SKILL
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sweep.json"
@@ -67,14 +68,14 @@ def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates:
     from s2l.stages import read_jsonl
     from s2l.train import LoraSettings, TrainingRun, TrainingSettings, train_adapter
 
-    model_dir = workdir / "build" / "models" / "base"
+    model_dir = workdir / MODEL
     tokenizer = load_tokenizer(model_dir)
     settings = section_settings(EvalSettings, config["eval"])
     lora, defaults = section_settings(LoraSettings, config["lora"]), section_settings(TrainingSettings, config["training"])
     rows = []
     for key in skills:
-        skill = read_parsed_skill(workdir / "build" / "skills" / f"{key}.json")
-        dataset_file = workdir / "build" / "datasets" / f"{key}.jsonl"
+        skill = read_parsed_skill(workdir / PARSED_SKILL.format(skill=key))
+        dataset_file = workdir / DATASET.format(skill=key)
         records = read_jsonl(dataset_file)
         prompts = [p for p in eval_prompts(skill, records) if p.source == "evals"]
         for epoch_count in epochs:
@@ -110,13 +111,15 @@ def main() -> int:
     parser.add_argument("--training", type=Path, metavar="WORKDIR", help="sweep training on WORKDIR's datasets")
     parser.add_argument("--epochs", type=float, nargs="+", default=[2, 4])
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[5e-4, 1e-3])
+    parser.add_argument("--configfile", type=Path, nargs="*", default=[],
+                        help="config files merged over config.yaml (tests/quick.yaml: a tiny run that only proves the script)")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the raw figures (default: %(default)s)")
     args = parser.parse_args()
 
-    config = default_config()
+    config = load_config(args.configfile)
     results = json.loads(args.json.read_text(encoding="utf-8")) if args.json.is_file() else {}
     if args.teacher:
-        model = args.model or (args.training or Path(".")) / "build" / "models" / "base"
+        model = args.model or (args.training or Path(".")) / MODEL
         results["teacher"] = teacher_sweep(args.skills, model, args.requests, args.shown, config)
     if args.training:
         results["training"] = training_sweep(args.skills, args.training, args.epochs, args.learning_rates, config)

@@ -25,6 +25,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from s2l.pipeline import DATASET, MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "train_throughput.json"
 TARGET_RATIO = 1.5
@@ -87,20 +89,21 @@ def run_child(trainer: str, arguments: argparse.Namespace) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, required=True, help="a work directory with build/models/base and "
-                        "build/datasets/<skill>.jsonl (any finished build)")
+    parser.add_argument("--workdir", type=Path, required=True, help=f"a work directory with {MODEL} and "
+                        f"{DATASET.format(skill='<skill>')} (any finished build)")
     parser.add_argument("--skill", default="conventional-commits")
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps per training")
     parser.add_argument("--repeats", type=int, default=2, help="trainings per trainer, alternating")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the raw figures (default: %(default)s)")
     parser.add_argument("--child", choices=["plain", "s2l"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    dataset_file = arguments.workdir / "build" / "datasets" / f"{arguments.skill}.jsonl"
+    dataset_file = arguments.workdir / DATASET.format(skill=arguments.skill)
     if arguments.child:
         import resource
 
-        row = train_once(arguments.child, arguments.workdir / "build" / "models" / "base", dataset_file,
+        row = train_once(arguments.child, arguments.workdir / MODEL, dataset_file,
                          arguments.steps, arguments.threads, arguments.out)
         row["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps(row), flush=True)
@@ -126,10 +129,10 @@ def main() -> int:
     result = {"skill": arguments.skill, "steps": arguments.steps, "repeats": arguments.repeats,
               "threads": arguments.threads, "summary": summary, "speedup": ratio, "memory_ratio": memory,
               "max_loss_difference": loss_difference, "target_speedup": TARGET_RATIO, "runs": runs}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    arguments.json.parent.mkdir(parents=True, exist_ok=True)
+    arguments.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"s2l vs plain Trainer: {ratio:.2f}x tokens/s (target {TARGET_RATIO}x), peak RSS x{memory:.2f}; "
-          f"largest per-step loss difference {loss_difference:.2e}; written to {RESULTS}")
+          f"largest per-step loss difference {loss_difference:.2e}; written to {arguments.json}")
     return 0
 
 

@@ -2,13 +2,13 @@ rule benchmark:
     """One row per skill, the conditions side by side, win counts, control gaps and token savings."""
     input:
         spec=str(spec_path("benchmark")),
-        reports=expand("build/eval/{skill}.json", skill=SKILLS),
-        controls=expand("build/eval/controls/{skill}.json", skill=SKILLS) if CONTROLS else [],
-        usage=expand("build/synthetic/{skill}.usage.json", skill=SKILLS),
+        reports=expand(EVAL_REPORT, skill=SKILLS),
+        controls=expand(CONTROLS_REPORT, skill=SKILLS) if CONTROLS else [],
+        usage=expand(USAGE, skill=SKILLS),
     output:
-        json=BENCHMARK[0],
-        markdown=report(BENCHMARK[1], caption="../report/benchmark.rst", category="Benchmark"),
-        plot=report(BENCHMARK[2], caption="../report/plot.rst", category="Benchmark"),
+        json=BENCHMARK_JSON,
+        markdown=report(BENCHMARK_MARKDOWN, caption="../report/benchmark.rst", category="Benchmark"),
+        plot=report(BENCHMARK_PLOT, caption="../report/plot.rst", category="Benchmark"),
         manifest=str(manifest_path("benchmark")),
     benchmark:
         benchmark_of("benchmark")
@@ -19,8 +19,9 @@ rule benchmark:
     params:
         s2l=S2L,
         store=STORE,
+        prefix=BENCHMARK_PREFIX,
     log:
         log_of("benchmark"),
     shell:
-        "{params.s2l} benchmark --spec {input.spec} --out-prefix build/benchmark --manifest {output.manifest}"
+        "{params.s2l} benchmark --spec {input.spec} --out-prefix {params.prefix} --manifest {output.manifest}"
         " {params.store} {input.reports} --usage {input.usage} --controls {input.controls} --log {log}"

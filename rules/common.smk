@@ -11,7 +11,10 @@ from snakemake.logging import logger
 
 from s2l.config import check_api_keys, validated
 from s2l.errors import UserError
-from s2l.pipeline import HOST, INFERENCE, LIGHT, STAGES, TRAINING, manifest_path, spec_path
+from s2l.pipeline import (ADAPTER, BENCHMARK_JSON, BENCHMARK_MARKDOWN, BENCHMARK_PLOT, BENCHMARK_PREFIX,
+                          CONTROLS_REPORT, DATASET, DATASET_REPORT, EVAL_MARKDOWN, EVAL_REPORT, HOST, INFERENCE,
+                          LIGHT, MERGED, METRICS, MODEL, PARSED_SKILL, SHARED_ADAPTER, SHARED_METRICS, STAGES,
+                          SYNTHETIC, TRAINING, USAGE, manifest_path, spec_path)
 from s2l.plan import build_plan, write_plan
 from s2l.resources import model_job_resources, parameter_count
 from s2l.runner import FORCED_ENV
@@ -62,16 +65,13 @@ def report_results() -> None:
     and where its eval report is."""
     from s2l.report import results_written_since  # pulls in torch: not at every parse of the Snakefile
 
-    sentences = results_written_since(Path("build/eval"), SKILLS, BUILD_STARTED)
+    sentences = results_written_since([Path(EVAL_REPORT.format(skill=skill)) for skill in SKILLS], BUILD_STARTED)
     if sentences:
         print("\n".join(["", "Results:", *sentences]))
 
 
 S2L = f"{shlex.quote(sys.executable)} -m s2l"
 STORE = f"--cache-dir {shlex.quote(config['cache_dir'])} --store {config['store']}"
-BENCHMARK = ["build/benchmark.json", "build/benchmark.md", "build/benchmark.png"]
-# One adapter trained on every skill's data; "_shared" can be no skill's key.
-SHARED_ADAPTER = "build/adapters/_shared"
 CONTROLS = config["eval"]["controls"]
 # Threads of a model job: locally Snakemake scales this down to --cores; a cluster job asks for exactly this.
 MODEL_THREADS = config["model_threads"]
@@ -122,4 +122,4 @@ def benchmark_of(stage: str) -> str:
 def wrong_adapter(wildcards) -> list[str]:
     """Another skill's adapter, the wrong-adapter control (none when the build has one skill)."""
     other = PLAN.specs[spec_path("evaluate_controls", wildcards.skill)]["controls"]["wrong_adapter"]
-    return [] if other is None else [f"build/adapters/{other}"]
+    return [] if other is None else [ADAPTER.format(skill=other)]

@@ -2,11 +2,11 @@ rule train_shared:
     """The shared-adapter control: one adapter trained on the union of every skill's training split."""
     input:
         spec=str(spec_path("train_shared")),
-        datasets=expand("build/datasets/{skill}.jsonl", skill=SKILLS),
-        model="build/models/base",
+        datasets=expand(DATASET, skill=SKILLS),
+        model=MODEL,
     output:
         adapter=directory(SHARED_ADAPTER),
-        metrics=f"{SHARED_ADAPTER}.metrics.jsonl",
+        metrics=SHARED_METRICS,
         manifest=str(manifest_path("train_shared")),
     threads: MODEL_THREADS
     benchmark:
@@ -29,14 +29,14 @@ rule evaluate_controls:
     """The controls on the same prompts: another skill's adapter and the shared adapter."""
     input:
         spec=spec("evaluate_controls"),
-        skill="build/skills/{skill}.json",
-        dataset="build/datasets/{skill}.jsonl",
-        model="build/models/base",
-        report="build/eval/{skill}.json",
+        skill=PARSED_SKILL,
+        dataset=DATASET,
+        model=MODEL,
+        report=EVAL_REPORT,
         shared=SHARED_ADAPTER,
         wrong=wrong_adapter,
     output:
-        report="build/eval/controls/{skill}.json",
+        report=CONTROLS_REPORT,
         manifest=manifest("evaluate_controls"),
     threads: MODEL_THREADS
     benchmark:

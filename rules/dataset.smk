@@ -2,13 +2,13 @@ rule dataset:
     """Schema-checked, filtered training and held-out records, without the skill text."""
     input:
         spec=spec("dataset"),
-        skill="build/skills/{skill}.json",
-        synthetic="build/synthetic/{skill}.jsonl",
-        usage="build/synthetic/{skill}.usage.json",
-        model="build/models/base",
+        skill=PARSED_SKILL,
+        synthetic=SYNTHETIC,
+        usage=USAGE,
+        model=MODEL,
     output:
-        records="build/datasets/{skill}.jsonl",
-        report="build/datasets/{skill}.report.json",
+        records=DATASET,
+        report=DATASET_REPORT,
         manifest=manifest("dataset"),
     benchmark:
         benchmark_of("dataset")

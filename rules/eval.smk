@@ -2,13 +2,13 @@ rule evaluate:
     """No skill vs skill in context vs adapter, on the held-out split and evals.json."""
     input:
         spec=spec("evaluate"),
-        skill="build/skills/{skill}.json",
-        dataset="build/datasets/{skill}.jsonl",
-        model="build/models/base",
-        adapter="build/adapters/{skill}",
+        skill=PARSED_SKILL,
+        dataset=DATASET,
+        model=MODEL,
+        adapter=ADAPTER,
     output:
-        report="build/eval/{skill}.json",
-        markdown=report("build/eval/{skill}.md", caption="../report/eval.rst", category="Skills",
+        report=EVAL_REPORT,
+        markdown=report(EVAL_MARKDOWN, caption="../report/eval.rst", category="Skills",
                         subcategory="{skill}"),
         manifest=manifest("evaluate"),
     threads: MODEL_THREADS

@@ -3,10 +3,10 @@ rule merge:
     kept in the store: each is the size of the base model, and merging takes seconds."""
     input:
         spec=spec("merge"),
-        model="build/models/base",
-        adapter="build/adapters/{skill}",
+        model=MODEL,
+        adapter=ADAPTER,
     output:
-        merged=directory("build/merged/{skill}"),
+        merged=directory(MERGED),
         manifest=manifest("merge"),
     threads: MODEL_THREADS
     resources:

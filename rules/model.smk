@@ -3,7 +3,7 @@ rule prepare_model:
     input:
         spec=str(spec_path("prepare_model")),
     output:
-        model=directory("build/models/base"),
+        model=directory(MODEL),
         manifest=str(manifest_path("prepare_model")),
     threads: MODEL_THREADS
     benchmark:

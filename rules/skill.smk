@@ -3,9 +3,9 @@ rule parse_skill:
     spec deviations are warnings unless strict."""
     input:
         spec=spec("parse_skill"),
-        model="build/models/base",
+        model=MODEL,
     output:
-        skill="build/skills/{skill}.json",
+        skill=PARSED_SKILL,
         manifest=manifest("parse_skill"),
     benchmark:
         benchmark_of("parse_skill")

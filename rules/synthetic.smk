@@ -2,11 +2,11 @@ rule synthesize:
     """Generator requests + teacher answers (full SKILL.md in the teacher's system prompt)."""
     input:
         spec=spec("synthesize"),
-        skill="build/skills/{skill}.json",
-        model="build/models/base",
+        skill=PARSED_SKILL,
+        model=MODEL,
     output:
-        records="build/synthetic/{skill}.jsonl",
-        usage="build/synthetic/{skill}.usage.json",
+        records=SYNTHETIC,
+        usage=USAGE,
         manifest=manifest("synthesize"),
     threads: MODEL_THREADS
     benchmark:

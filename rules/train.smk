@@ -2,13 +2,12 @@ rule train:
     """Rank-16 LoRA adapter (4-bit QLoRA on CUDA, fp32 LoRA on CPU) as a standard PEFT folder."""
     input:
         spec=spec("train"),
-        skill="build/skills/{skill}.json",
-        dataset="build/datasets/{skill}.jsonl",
-        model="build/models/base",
+        skill=PARSED_SKILL,
+        dataset=DATASET,
+        model=MODEL,
     output:
-        adapter=directory("build/adapters/{skill}"),
-        # Beside the adapter, not in it: timings differ run to run, the adapter's bytes must not.
-        metrics="build/adapters/{skill}.metrics.jsonl",
+        adapter=directory(ADAPTER),
+        metrics=METRICS,
         manifest=manifest("train"),
     threads: MODEL_THREADS
     benchmark:

@@ -20,16 +20,20 @@ from s2l.pipeline import STAGES
 from s2l.runner import STORE_MODES, StageRun
 
 
-def stage_run(args: argparse.Namespace, **outputs: Path) -> StageRun:
-    return StageRun(args.spec, outputs, args.manifest, args.cache_dir, args.store)
+def stage_run(args: argparse.Namespace, *outputs: Path) -> StageRun:
+    """The job's run, its outputs named as its stage declares them (s2l/pipeline.py), in that order."""
+    names = tuple(STAGES[args.stage].outputs)
+    if len(names) != len(outputs):
+        raise ValueError(f"{args.stage} declares outputs {names}, got {len(outputs)} paths")
+    return StageRun(args.spec, dict(zip(names, outputs)), args.manifest, args.cache_dir, args.store)
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> None:
-    stages.prepare_model(stage_run(args, model=args.out), args.out)
+    stages.prepare_model(stage_run(args, args.out), args.out)
 
 
 def cmd_parse_skill(args: argparse.Namespace) -> None:
-    stages.parse_skill(stage_run(args, **{"skill.json": args.out}), args.model, args.out)
+    stages.parse_skill(stage_run(args, args.out), args.model, args.out)
 
 
 def cmd_check_skill(args: argparse.Namespace) -> None:
@@ -66,42 +70,42 @@ def cmd_check_adapter(args: argparse.Namespace) -> None:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
-    run = stage_run(args, **{"records.jsonl": args.out, "usage.json": args.usage})
+    run = stage_run(args, args.out, args.usage)
     stages.synthesize(run, args.skill, args.model, args.out, args.usage, args.threads)
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
-    run = stage_run(args, **{"records.jsonl": args.out, "report.json": args.report})
+    run = stage_run(args, args.out, args.report)
     stages.dataset(run, args.skill, args.synthetic, args.usage, args.model, args.out, args.report)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    run = stage_run(args, adapter=args.out, **{"metrics.jsonl": args.metrics})
+    run = stage_run(args, args.out, args.metrics)
     stages.train(run, args.skill, args.dataset, args.model, args.out, args.metrics, args.threads)
 
 
 def cmd_train_shared(args: argparse.Namespace) -> None:
-    run = stage_run(args, adapter=args.out, **{"metrics.jsonl": args.metrics})
+    run = stage_run(args, args.out, args.metrics)
     stages.train_shared(run, args.datasets, args.model, args.out, args.metrics, args.threads)
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
-    stages.merge(stage_run(args, model=args.out), args.model, args.adapter, args.out, args.threads)
+    stages.merge(stage_run(args, args.out), args.model, args.adapter, args.out, args.threads)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    run = stage_run(args, **{"report.json": args.out, "report.md": args.markdown})
+    run = stage_run(args, args.out, args.markdown)
     stages.evaluate(run, args.skill, args.dataset, args.model, args.adapter, args.out, args.markdown, args.threads)
 
 
 def cmd_evaluate_controls(args: argparse.Namespace) -> None:
-    stages.evaluate_controls(stage_run(args, **{"report.json": args.out}), args.skill, args.dataset, args.model,
+    stages.evaluate_controls(stage_run(args, args.out), args.skill, args.dataset, args.model,
                              args.report, args.shared_adapter, args.wrong_adapter, args.out, args.threads)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    outputs = {f"benchmark{suffix}": args.out_prefix.with_suffix(suffix) for suffix in (".json", ".md", ".png")}
-    stages.benchmark(stage_run(args, **outputs), args.reports, args.controls, args.usage, args.out_prefix)
+    outputs = [args.out_prefix.with_suffix(Path(path).suffix) for path in STAGES["benchmark"].outputs.values()]
+    stages.benchmark(stage_run(args, *outputs), args.reports, args.controls, args.usage, args.out_prefix)
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -168,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     def stage(name: str, handler: Callable[[argparse.Namespace], None], help: str, *paths: str
               ) -> argparse.ArgumentParser:
         sub = command(name, handler, help)
+        sub.set_defaults(stage=name.replace("-", "_"))
         sub.add_argument("--spec", type=Path, required=True, help="stage spec written by the workflow (build/specs/)")
         sub.add_argument("--manifest", type=Path, required=True, help="where to write the outputs' manifest")
         for option in paths:

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 import yaml
 
 from s2l.errors import UserError
-from s2l.schemas import SCHEMA_DIR, load_schema, validate
+from s2l.schemas import load_schema, validate
 
-DEFAULT_CONFIG = SCHEMA_DIR.parent / "config.yaml"
+# Package data; the config.yaml beside the Snakefile links to it.
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
 CONFIG_SCHEMA = "config.schema.yaml"
 # Roles that may use an endpoint: name -> where the config holds its settings.
 ROLE_PATHS = {"generator": "generation.generator", "teacher": "generation.teacher", "judge": "eval.judge"}

@@ -26,7 +26,7 @@ SPLITS = ("train", "eval")
 
 
 def record_features():
-    """The ``datasets`` features of a dataset record (schemas/dataset_record.schema.json), so that
+    """The ``datasets`` features of a dataset record (s2l/schemas/dataset_record.schema.json), so that
     ``load_dataset("json", data_files=..., features=record_features())`` reads a built JSONL with
     declared types; ``source`` (how the record was made) stays free-form JSON."""
     from datasets import Features, Json, List, Value

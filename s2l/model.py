@@ -152,3 +152,16 @@ def load_model(model_dir: Path, adapters: dict[str, Path] | None = None):
         else:
             model.load_adapter(adapter_dir, adapter_name=name)
     return model.eval()
+
+
+def merge_adapter(model_dir: Path, adapter_dir: Path, out: Path) -> None:
+    """Write ``out``: the base model with the adapter's low-rank update added into its weights
+    (``W + B·A·alpha/r``) and its tokenizer, a plain model folder for engines that load no LoRA.
+    The base is loaded unquantized in its own dtype: merging into 4-bit weights would round the update away."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)

@@ -274,12 +274,11 @@ def result_sentence(report: dict[str, Any], markdown_path: Path) -> str:
             f"Report: {markdown_path}")
 
 
-def results_written_since(eval_dir: Path, skills: list[str], since: float) -> list[str]:
-    """The result sentence of each skill whose eval report in ``eval_dir`` was written after ``since``
-    (a build's start): what the build ends with."""
+def results_written_since(reports: list[Path], since: float) -> list[str]:
+    """The result sentence of each eval report written after ``since`` (a build's start): what the
+    build ends with."""
     sentences = []
-    for skill in skills:
-        path = eval_dir / f"{skill}.json"
+    for path in reports:
         if path.is_file() and path.stat().st_mtime >= since:
             sentences.append(result_sentence(json.loads(path.read_text(encoding="utf-8")), path.with_suffix(".md")))
     return sentences

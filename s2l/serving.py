@@ -89,16 +89,3 @@ def vllm_lora_problems(adapter: Path) -> list[str]:
         return [*problems, f"{WEIGHTS_FILE}: missing"]
     rank = config.get("r") if isinstance(config.get("r"), int) else None
     return [*problems, *weight_problems(weights_path, rank)]
-
-
-def merge_adapter(model_dir: Path, adapter_dir: Path, out: Path) -> None:
-    """Write ``out``: the base model with the adapter's low-rank update added into its weights
-    (``W + B·A·alpha/r``) and its tokenizer, a plain model folder for engines that load no LoRA.
-    The base is loaded unquantized in its own dtype: merging into 4-bit weights would round the update away."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
-    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
-    merged.save_pretrained(out)
-    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)

@@ -17,11 +17,11 @@ from typing import Any
 from s2l.config import section_settings
 from s2l.dataset import DatasetSettings
 from s2l.model import ModelSourceError
+from s2l.pipeline import USAGE_SUFFIX
 from s2l.runner import StageRun, input_key, read_upstream, run_stage
 from s2l.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
 from s2l.specs import read_spec, software_versions
 
-USAGE_SUFFIX = ".usage.json"  # build/synthetic/<skill>.usage.json
 # Where the request cache lives when a stage is run by hand without --cache-dir.
 DEFAULT_CACHE_DIR = Path(".s2l-cache")
 
@@ -285,7 +285,8 @@ def train_on(run: StageRun, identity: dict[str, str], dataset_files: list[Path],
     from s2l.train import LoraSettings, TrainingRun, TrainingSettings, training_precision
 
     def build(spec: dict[str, Any]) -> None:
-        from s2l.train import train_adapter, write_model_card
+        from s2l.card import write_model_card
+        from s2l.train import train_adapter
 
         set_threads(threads)
         base = base_model_provenance(model)
@@ -315,7 +316,7 @@ def train_on(run: StageRun, identity: dict[str, str], dataset_files: list[Path],
 
 def merge(run: StageRun, model: Path, adapter: Path, out: Path, threads: int) -> None:
     def build(spec: dict[str, Any]) -> None:
-        from s2l.serving import merge_adapter
+        from s2l.model import merge_adapter
 
         set_threads(threads)
         merge_adapter(model, adapter, out)

@@ -3,8 +3,9 @@ loopback (``transformers serve``), through a crash of that server, an outage and
 that data, tiny Qwen3, Llama and Gemma bases trained and evaluated through the workflow, a merged
 export, and a training job killed mid-way and resumed.
 
-The tests run in file order and share one server and work directories: a clean build, one per
-family built on its request cache, and one whose server is killed mid-generation and rerun.
+The tests share one server and work directories (a clean build, one per family built on its request
+cache, and one whose server is killed mid-generation and rerun) and run in any order: a test that
+changes a shared one builds it back.
 """
 
 from __future__ import annotations
@@ -273,6 +274,11 @@ def test_a_training_job_killed_mid_way_resumes_from_its_checkpoint(families: dic
     # so on CPU the resumed run is the uninterrupted one to the bit (the loss within 1e-4 in any case).
     assert after_resume[-1]["loss"] == pytest.approx(uninterrupted[-1]["loss"], abs=1e-4)
     assert resumed_adapter == (workdir / "build/adapters" / SKILL / "adapter_model.safetensors").read_bytes()
+    # Back to the quick config's adapter (from the store), which the merged export was made from.
+    quick = snakemake_command(workdir)
+    restored = subprocess.run([*quick[:-3], f"build/merged/{SKILL}", *quick[-3:]], capture_output=True, text=True,
+                              timeout=600)
+    assert restored.returncode == 0, restored.stderr[-3000:]
 
 
 def test_a_server_killed_mid_generation_then_down_then_back_costs_only_the_missing_requests(

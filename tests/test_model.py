@@ -97,8 +97,15 @@ def test_answer_nll_matches_unbatched_loss(model, tokenizer) -> None:
         assert loss == pytest.approx(expected, rel=1e-3)
 
 
-def test_answers_run_in_bf16_on_the_first_gpu_where_there_is_one() -> None:
-    from s2l.model import inference_placement
+def test_answers_run_in_bf16_on_the_first_gpu_where_there_is_one(base_model_dir: Path) -> None:
+    """What from_pretrained makes of the placement: bf16 weights where there is a GPU (there, all on
+    device 0; with no GPU here the weights are loaded with the dtype alone), fp32 on this CPU."""
+    from transformers import AutoModelForCausalLM
 
-    assert inference_placement(cuda_available=True) == {"dtype": "bfloat16", "device_map": {"": 0}}
-    assert inference_placement(cuda_available=False) == {}
+    from s2l.model import inference_placement, load_model
+
+    gpu = inference_placement(cuda_available=True)
+    on_gpu = AutoModelForCausalLM.from_pretrained(base_model_dir, **{k: v for k, v in gpu.items() if k != "device_map"})
+    assert {parameter.dtype for parameter in on_gpu.parameters()} == {torch.bfloat16}
+    assert set(gpu["device_map"].values()) == {0}  # accelerate's "" is the whole model
+    assert {parameter.dtype for parameter in load_model(base_model_dir).parameters()} == {torch.float32}

@@ -1,8 +1,8 @@
 """Content-hashed targets on the real workflow: minimal rebuilds, provenance, restore from the store,
 forced rebuilds, early cutoff, refusal of stale inputs, a store that is verified on restore.
 
-One work directory with two skills is built once; the tests run in file order and each leaves it
-fully built again, so the next one starts from an up-to-date build. The base model source is a copy
+One work directory with two skills is built once; each test leaves it fully built again, so any
+other starts from an up-to-date build, in any order. The base model source is a copy
 of the session's prepared model (hard links, so a file is replaced, never edited in place).
 """
 

@@ -1,7 +1,8 @@
 """End to end: the real Snakemake workflow, the real embedded model, a small config.
 
-One work directory is built once (module fixture) and the tests below inspect it in file order;
-the last test edits a skill, so it must stay last.
+One work directory is built once (module fixtures: the first build, with malformed skills among
+the good ones, then the complete build once they are gone) and the tests below inspect it in any
+order: a test that edits the skills restores them.
 """
 
 from __future__ import annotations
@@ -227,15 +228,24 @@ def test_spec_deviations_are_warnings_in_log_and_report(workdir: Path, first_bui
     assert any("Unexpected fields" in warning for warning in report["warnings"])
 
 
-def test_benchmark_and_controls_wait_until_malformed_skills_are_gone(workdir: Path, first_build) -> None:
-    # The shared adapter needs every skill's dataset: while one skill fails, no control can run.
-    assert not (workdir / "build" / "adapters" / "_shared").exists()
+@pytest.fixture(scope="module")
+def complete_build(workdir: Path, first_build) -> dict:
+    """The build once the skills that cannot build are removed: what it had made before, what a dry
+    run then scheduled, and the run."""
+    shared_before = (workdir / "build" / "adapters" / "_shared").exists()
     for key in (*MALFORMED, LONG):
         shutil.rmtree(workdir / "skills" / key)
+    scheduled = scheduled_jobs(snakemake(workdir, "-n").stdout)
+    return {"shared_before": shared_before, "scheduled": scheduled, "result": snakemake(workdir)}
+
+
+def test_benchmark_and_controls_wait_until_malformed_skills_are_gone(workdir: Path, complete_build: dict) -> None:
+    # The shared adapter needs every skill's dataset: while one skill fails, no control can run.
+    assert not complete_build["shared_before"]
     built = sorted((*GOOD, DEVIANT))
-    assert scheduled_jobs(snakemake(workdir, "-n").stdout) == {("train_shared", None), ("benchmark", None)} | {
+    assert complete_build["scheduled"] == {("train_shared", None), ("benchmark", None)} | {
         ("evaluate_controls", key) for key in built}
-    result = snakemake(workdir)
+    result = complete_build["result"]
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((workdir / "build" / "benchmark.json").read_text())
     validate(summary, "benchmark.schema.json")
@@ -266,7 +276,7 @@ def embedded_files(report_html: str) -> dict[str, bytes]:
             re.findall(r"data:[\w/+.-]+;charset=utf8;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", report_html)}
 
 
-def test_snakemake_report_holds_the_benchmark_table_plot_and_eval_reports(workdir: Path) -> None:
+def test_snakemake_report_holds_the_benchmark_table_plot_and_eval_reports(workdir: Path, complete_build) -> None:
     result = snakemake(workdir, "--report", str(workdir / "build" / "report.html"))
     assert result.returncode == 0, result.stderr[-3000:]
     embedded = embedded_files((workdir / "build" / "report.html").read_text())
@@ -276,7 +286,8 @@ def test_snakemake_report_holds_the_benchmark_table_plot_and_eval_reports(workdi
     assert embedded["conventional-commits.md"].decode() == (workdir / "build" / "eval" / "conventional-commits.md").read_text()
 
 
-def test_adapter_loads_with_peft_and_scores_as_in_its_eval_report(workdir: Path, base_model_dir: Path) -> None:
+def test_adapter_loads_with_peft_and_scores_as_in_its_eval_report(workdir: Path, first_build,
+                                                                  base_model_dir: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -303,7 +314,7 @@ def test_adapter_loads_with_peft_and_scores_as_in_its_eval_report(workdir: Path,
     assert ran.returncode == 0 and ran.stdout.strip().endswith("PeftModelForCausalLM"), ran.stderr[-2000:]
 
 
-def test_dag_renders_with_graphviz(workdir: Path) -> None:
+def test_dag_renders_with_graphviz(workdir: Path, first_build) -> None:
     dot = shutil.which("dot")
     assert dot, "graphviz is needed for DAG renders: apt-get install graphviz (make setup does it)"
     dag = snakemake(workdir, "--dag")
@@ -312,7 +323,7 @@ def test_dag_renders_with_graphviz(workdir: Path) -> None:
     assert "<svg" in svg.stdout and "train" in svg.stdout
 
 
-def test_touch_without_change_schedules_nothing(workdir: Path) -> None:
+def test_touch_without_change_schedules_nothing(workdir: Path, complete_build) -> None:
     for skill_md in (workdir / "skills").glob("*/SKILL.md"):
         skill_md.touch()
     for evals in (workdir / "skills").glob("*/evals/evals.json"):
@@ -347,7 +358,8 @@ def test_an_empty_skills_dir_is_a_one_line_error(tmp_path: Path, base_model_dir:
     assert lines == [f"skills_dir {tmp_path / 'skills'}: no skill in it (a skill is a folder holding SKILL.md)"]
 
 
-def test_editing_one_skill_schedules_its_chain_the_shared_adapter_and_the_controls(workdir: Path) -> None:
+def test_editing_one_skill_schedules_its_chain_the_shared_adapter_and_the_controls(workdir: Path,
+                                                                                   complete_build) -> None:
     skill_md = workdir / "skills" / GOOD[0] / "SKILL.md"
     original = skill_md.read_text()
     skill_md.write_text(original + "\nPrefer the narrowest scope that fits.\n")
@@ -355,7 +367,7 @@ def test_editing_one_skill_schedules_its_chain_the_shared_adapter_and_the_contro
         dry_run = snakemake(workdir, "-n")
         alone = snakemake(workdir, "-n", f"build/eval/{GOOD[0]}.json", "--config", "eval={controls: false}")
     finally:
-        skill_md.write_text(original)  # the tests after this one read the build as it was
+        skill_md.write_text(original)  # the other tests read the build as it was
     assert dry_run.returncode == 0
     built = (*GOOD, DEVIANT)
     # Other skills' own adapters and evaluations stay; every skill's controls read the shared adapter.
@@ -404,10 +416,16 @@ def slurm_workdir(workdir: Path, first_build, tmp_path_factory: pytest.TempPathF
     return root
 
 
-def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slurm_workdir: Path,
+@pytest.fixture(scope="module")
+def slurm_build(slurm, slurm_workdir: Path) -> subprocess.CompletedProcess:
+    """The quick build of one skill's eval report through Slurm, restoring from the local build's store."""
+    return slurm_snakemake(slurm_workdir, slurm, f"build/eval/{GOOD[0]}.json")
+
+
+def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slurm_build, slurm_workdir: Path,
                                                                      workdir: Path) -> None:
     key = GOOD[0]
-    result = slurm_snakemake(slurm_workdir, slurm, f"build/eval/{key}.json")
+    result = slurm_build
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     job_ids = dict(re.findall(r"SLURM jobid (\d+) \(log: (\S+)\)", output))
@@ -424,7 +442,7 @@ def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slur
         assert (slurm_workdir / path).read_bytes() == (workdir / path).read_bytes(), path
 
 
-def test_a_forced_job_on_slurm_builds_afresh(slurm, slurm_workdir: Path) -> None:
+def test_a_forced_job_on_slurm_builds_afresh(slurm, slurm_build, slurm_workdir: Path) -> None:
     """--forcerun reaches the Slurm job (S2L_FORCED is declared to the executor): the dataset, in
     the store since the build above, is built again rather than restored."""
     key = GOOD[0]
@@ -435,7 +453,8 @@ def test_a_forced_job_on_slurm_builds_afresh(slurm, slurm_workdir: Path) -> None
     assert "restored from the store" not in log.read_text()
 
 
-def test_a_job_failing_on_slurm_names_its_job_id_and_log_and_loses_nothing(slurm, slurm_workdir: Path) -> None:
+def test_a_job_failing_on_slurm_names_its_job_id_and_log_and_loses_nothing(slurm, slurm_build,
+                                                                            slurm_workdir: Path) -> None:
     key = GOOD[0]
     strict = slurm_workdir / "too-few.yaml"
     # store: write builds afresh (a stored dataset would be restored without running its checks).

@@ -1,4 +1,4 @@
-"""JSON Schemas in schemas/: one loader and one validator for every artefact."""
+"""The JSON Schemas beside this file (package data): one loader and one validator for every artefact."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from referencing.jsonschema import DRAFT202012
 
 from s2l.errors import UserError
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent
 
 
 class SchemaError(UserError):

@@ -1,0 +1,105 @@
+"""Every script under benchmarks/ runs here in a tiny mode (a few requests, steps or skills), so a
+change that breaks one fails the suite instead of rotting until someone reruns it. A tiny run proves
+the script works end to end and writes what it should; its figures mean nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s2l.pipeline import CHAIN_STAGES, MODEL
+from workflow_helpers import ROOT
+
+BENCHMARKS = ROOT / "benchmarks"
+TINY_RUNS = {"rebuild_overhead.py", "foreign_table.py", "readme_tables.py", "stage_times.py", "sweep.py",
+             "train_throughput.py", "endpoint_throughput.py"}
+
+
+def run_script(name: str, *args: str | Path) -> str:
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)], capture_output=True,
+                            text=True, timeout=1200, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def test_every_benchmark_script_has_a_tiny_run_here() -> None:
+    assert {path.name for path in BENCHMARKS.glob("*.py")} == TINY_RUNS
+
+
+def test_foreign_table_makes_a_row_per_result(tmp_path: Path) -> None:
+    (tmp_path / "foreign").mkdir()
+    shutil.copy(BENCHMARKS / "results" / "foreign" / "perkzen-branch-naming.json", tmp_path / "foreign")
+    printed = run_script("foreign_table.py", "--results", tmp_path)
+    table = (tmp_path / "foreign.md").read_text().splitlines()
+    assert printed.splitlines() == table
+    assert len(table) == 3 and table[2].startswith("| `perkzen-branch-naming` |")
+
+
+def test_readme_tables_print_from_the_results_files() -> None:
+    printed = run_script("readme_tables.py")
+    for skill in ("conventional-commits", "google-docstrings", "keep-a-changelog"):
+        assert f"| {skill} |" in printed
+
+
+@pytest.mark.workflow
+def test_rebuild_overhead_times_a_no_op_of_both_workflows(tmp_path: Path) -> None:
+    """The script stops unless both workflows, laid down as finished, have nothing to do: every
+    declared output must be there, or the s2l workflow would schedule a job."""
+    run_script("rebuild_overhead.py", "--sizes", "2", "--repeats", "1", "--json", tmp_path / "overhead.json")
+    rows = json.loads((tmp_path / "overhead.json").read_text())["rows"]
+    assert [row["skills"] for row in rows] == [2]
+    assert all(value > 0 for value in rows[0].values())
+
+
+@pytest.fixture(scope="module")
+def quick_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """stage_times.py's tiny run: one skill's chain with tests/quick.yaml."""
+    workdir = tmp_path_factory.mktemp("stage-times")
+    run_script("stage_times.py", "--skills", "conventional-commits", "--configfile", ROOT / "tests" / "quick.yaml",
+               "--workdir", workdir, "--json", workdir / "stage_times.json")
+    return workdir, json.loads((workdir / "stage_times.json").read_text())
+
+
+@pytest.mark.workflow
+def test_stage_times_times_every_stage_of_the_chain(quick_build: tuple[Path, dict]) -> None:
+    _, figures = quick_build
+    row = figures["skills"]["conventional-commits"]
+    assert set(row["stages"]) == set(CHAIN_STAGES)
+    assert row["chain_seconds"] == pytest.approx(sum(stage["seconds"] for stage in row["stages"].values()))
+    assert figures["failed"] == {}
+
+
+@pytest.mark.workflow
+def test_sweep_runs_both_parts_on_a_build(quick_build: tuple[Path, dict], tmp_path: Path) -> None:
+    workdir, _ = quick_build
+    run_script("sweep.py", "--teacher", "--training", workdir, "--skills", "conventional-commits",
+               "--requests", "2", "--shown", "0", "--epochs", "1", "--learning-rates", "1e-3",
+               "--configfile", ROOT / "tests" / "quick.yaml", "--json", tmp_path / "sweep.json")
+    results = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(row["teacher_examples"], row["requests"]) for row in results["teacher"]] == [(0, 2)]
+    assert [(row["epochs"], row["learning_rate"], row["steps"]) for row in results["training"]] == [(1, 1e-3, 2)]
+
+
+@pytest.mark.workflow
+def test_train_throughput_compares_both_trainers_on_a_build(quick_build: tuple[Path, dict], tmp_path: Path) -> None:
+    workdir, _ = quick_build
+    assert (workdir / MODEL).is_dir()
+    run_script("train_throughput.py", "--workdir", workdir, "--steps", "1", "--repeats", "1",
+               "--json", tmp_path / "throughput.json")
+    result = json.loads((tmp_path / "throughput.json").read_text())
+    assert [run["trainer"] for run in result["runs"]] == ["plain", "s2l"]
+    assert result["speedup"] > 0
+
+
+@pytest.mark.workflow
+def test_endpoint_throughput_measures_both_backends(tmp_path: Path) -> None:
+    run_script("endpoint_throughput.py", "--requests", "2", "--max-new-tokens", "4", "--json", tmp_path / "e.json")
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert [row["max_concurrency"] for row in result["endpoint"]] == [1, 4, 16]
+    assert [row["batch_size"] for row in result["local"]] == [16, 1]
