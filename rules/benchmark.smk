@@ -19,7 +19,7 @@ rule benchmark:
     params:
         s2l=S2L,
         store=STORE,
-        prefix=BENCHMARK_PREFIX,
+        prefix=lambda wildcards, output: output.json.removesuffix(".json"),
     log:
         log_of("benchmark"),
     shell:
