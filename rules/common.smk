@@ -11,11 +11,11 @@ from snakemake.logging import logger
 
 from s2l.config import check_api_keys, validated
 from s2l.errors import UserError
-from s2l.pipeline import (ADAPTER, BENCHMARK_JSON, BENCHMARK_MARKDOWN, BENCHMARK_PLOT, BENCHMARK_PREFIX,
+from s2l.pipeline import (ADAPTER, BENCHMARK_JSON, BENCHMARK_MARKDOWN, BENCHMARK_PLOT,
                           CONTROLS_REPORT, DATASET, DATASET_REPORT, EVAL_MARKDOWN, EVAL_REPORT, HOST, INFERENCE,
                           LIGHT, MERGED, METRICS, MODEL, PARSED_SKILL, SHARED_ADAPTER, SHARED_METRICS, STAGES,
                           SYNTHETIC, TRAINING, USAGE, manifest_path, spec_path)
-from s2l.plan import build_plan, write_plan
+from s2l.plan import MODEL_PARAMETERS_MEMO, build_plan, write_plan
 from s2l.resources import model_job_resources, parameter_count
 from s2l.runner import FORCED_ENV
 from s2l.skill import SKILL_KEY_PATTERN
@@ -62,12 +62,14 @@ BUILD_STARTED = time.time()
 
 def report_results() -> None:
     """End a build with what it learned: per skill evaluated in this run, the result in one sentence
-    and where its eval report is."""
-    from s2l.report import results_written_since  # pulls in torch: not at every parse of the Snakefile
+    and where its eval report is. s2l.report pulls in torch (2 s): imported only when this run wrote
+    an eval report, never for a dry run or a no-op."""
+    written = [path for path in map(Path, expand(EVAL_REPORT, skill=SKILLS))
+               if path.is_file() and path.stat().st_mtime >= BUILD_STARTED]
+    if written:
+        from s2l.report import result_sentences
 
-    sentences = results_written_since([Path(EVAL_REPORT.format(skill=skill)) for skill in SKILLS], BUILD_STARTED)
-    if sentences:
-        print("\n".join(["", "Results:", *sentences]))
+        print("\n".join(["", "Results:", *result_sentences(written)]))
 
 
 S2L = f"{shlex.quote(sys.executable)} -m s2l"
@@ -100,7 +102,7 @@ for _warning in PLAN.warnings:
 write_plan(PLAN)
 SKILLS = PLAN.skills
 # What a model job asks a scheduler for, sized from the base model (headers only, no weight loaded).
-PARAMETERS = parameter_count(config["base_model"]["source"])
+PARAMETERS = parameter_count(config["base_model"]["source"], MODEL_PARAMETERS_MEMO)
 _INFERENCE = model_job_resources(PARAMETERS, config["gpu"], training=False)
 RESOURCES = {INFERENCE: _INFERENCE, TRAINING: model_job_resources(PARAMETERS, config["gpu"], training=True),
              HOST: {"mem_mb": _INFERENCE["mem_mb"]}, LIGHT: {}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +50,20 @@ def stat_stamp(path: Path) -> Stamp:
     return [[p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in content_files(path)]
 
 
-def remembered_sha256(path: Path, memo: Path) -> str:
-    """``content_sha256(path)``, recomputed only when its stat stamp differs from the one in ``memo``."""
+def remembered(path: Path, memo: Path, compute: Callable[[Path], Any]) -> Any:
+    """``compute(path)`` (a JSON value), recomputed only when ``path``'s stat stamp differs from the
+    one in ``memo``."""
     stamp = [[str(Path(path).resolve())], *stat_stamp(path)]
     if memo.is_file():
-        remembered = json.loads(memo.read_text(encoding="utf-8"))
-        if remembered.get("stamp") == stamp:
-            return remembered["sha256"]
-    digest = content_sha256(path)
+        memory = json.loads(memo.read_text(encoding="utf-8"))
+        if memory.get("stamp") == stamp and "value" in memory:
+            return memory["value"]
+    value = compute(path)
     memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(json.dumps({"stamp": stamp, "sha256": digest}) + "\n", encoding="utf-8")
-    return digest
+    memo.write_text(json.dumps({"stamp": stamp, "value": value}) + "\n", encoding="utf-8")
+    return value
+
+
+def remembered_sha256(path: Path, memo: Path) -> str:
+    """``content_sha256(path)``, recomputed only when its stat stamp differs from the one in ``memo``."""
+    return remembered(path, memo, content_sha256)

