@@ -416,16 +416,26 @@ def slurm_workdir(workdir: Path, first_build, tmp_path_factory: pytest.TempPathF
     return root
 
 
+SLURM_COMPARED = tuple(path.format(key=GOOD[0]) for path in (
+    "build/adapters/{key}/adapter_model.safetensors", "build/adapters/{key}/adapter_config.json",
+    "build/datasets/{key}.jsonl", "build/eval/{key}.json"))
+
+
 @pytest.fixture(scope="module")
-def slurm_build(slurm, slurm_workdir: Path) -> subprocess.CompletedProcess:
-    """The quick build of one skill's eval report through Slurm, restoring from the local build's store."""
-    return slurm_snakemake(slurm_workdir, slurm, f"build/eval/{GOOD[0]}.json")
-
-
-def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slurm_build, slurm_workdir: Path,
-                                                                     workdir: Path) -> None:
+def slurm_build(slurm, slurm_workdir: Path) -> dict:
+    """The quick build of one skill's eval report through Slurm, restoring from the local build's store:
+    the run, and its stage logs and outputs as it left them (the other Slurm tests rebuild some)."""
     key = GOOD[0]
-    result = slurm_build
+    result = slurm_snakemake(slurm_workdir, slurm, f"build/eval/{key}.json")
+    logs = {stage: (slurm_workdir / f"build/logs/{stage}/{key}.log").read_text()
+            for stage in STAGES if (slurm_workdir / f"build/logs/{stage}/{key}.log").is_file()}
+    files = {path: (slurm_workdir / path).read_bytes() for path in SLURM_COMPARED if (slurm_workdir / path).is_file()}
+    return {"result": result, "logs": logs, "files": files}
+
+
+def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slurm_build: dict,
+                                                                     workdir: Path) -> None:
+    result = slurm_build["result"]
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     job_ids = dict(re.findall(r"SLURM jobid (\d+) \(log: (\S+)\)", output))
@@ -436,10 +446,9 @@ def test_the_quick_build_runs_through_slurm_and_equals_the_local_one(slurm, slur
         assert "JobState=COMPLETED" in state and f"NodeList={slurm.node}" in state
     # Each stored stage restored inside its Slurm job, as its rule's log (written on the node) says.
     for stage in ("synthesize", "dataset", "train", "evaluate"):
-        assert f"{stage}: restored from the store" in (slurm_workdir / f"build/logs/{stage}/{key}.log").read_text()
-    for path in (f"build/adapters/{key}/adapter_model.safetensors", f"build/adapters/{key}/adapter_config.json",
-                 f"build/datasets/{key}.jsonl", f"build/eval/{key}.json"):
-        assert (slurm_workdir / path).read_bytes() == (workdir / path).read_bytes(), path
+        assert f"{stage}: restored from the store" in slurm_build["logs"][stage]
+    for path in SLURM_COMPARED:
+        assert slurm_build["files"].get(path) == (workdir / path).read_bytes(), path
 
 
 def test_a_forced_job_on_slurm_builds_afresh(slurm, slurm_build, slurm_workdir: Path) -> None:
