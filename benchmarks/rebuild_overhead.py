@@ -45,11 +45,10 @@ def default_stages() -> list[Stage]:
 def bare_snakefile(stages: list[Stage]) -> str:
     """A workflow of the same shape as s2l's: the same rules and files, each rule reading the main
     (first declared) output of the stages its declaration names (the unkeyed one of those it reads
-    facts from), SKILL.md a plain input; no specs,
-    no manifests, no hashing."""
+    facts from), SKILL.md a plain input; no specs, no manifests, no hashing."""
     def main_output(name: str, skill: str) -> str:
         stage = STAGES[name]
-        return next(iter(stage.outputs.values())).replace("{skill}", skill)
+        return stage.output(next(iter(stage.outputs)), skill)
 
     def wrapped(stage: Stage, name: str) -> str:
         return f"directory({stage.outputs[name]!r})" if name in stage.folders else repr(stage.outputs[name])
