@@ -59,7 +59,7 @@ def make_workdir(root: Path, server: TransformersServer, base_model_dir: Path) -
         "skills_dir": str(root / "skills"), "cache_dir": str(root / "store"),
         "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"},
         "generation": {"train_examples": 4, "eval_examples": 2, "teacher_examples": 1, "teacher_samples": 2,
-                       "generator": role, "teacher": {**role, "max_new_tokens": 96}},
+                       "generator": role, "teacher": {**role, "max_new_tokens": 128}},
     }
     (root / "test.yaml").write_text(yaml.safe_dump(config))
     return root
