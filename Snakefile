@@ -11,13 +11,13 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 include: "rules/common.smk"
 include: "rules/model.smk"
 include: "rules/skill.smk"
-include: "rules/synthetic.smk"
+include: "rules/synthesize.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"
-include: "rules/eval.smk"
+include: "rules/evaluate.smk"
 include: "rules/controls.smk"
 include: "rules/benchmark.smk"
-include: "rules/export.smk"
+include: "rules/merge.smk"
 
 
 # Cheap jobs run where Snakemake runs, not as cluster jobs.
@@ -46,4 +46,4 @@ rule all:
         BENCHMARK_JSON,
         BENCHMARK_MARKDOWN,
         BENCHMARK_PLOT,
-        expand(MERGED, skill=SKILLS) if config["export"]["merged"] else [],
+        expand(MERGED, skill=SKILLS) if config["merge"]["enabled"] else [],

@@ -58,10 +58,12 @@ def main() -> int:
 
     from endpoint_server import TransformersServer
 
-    from s2l.endpoint import Connection, OpenAIBackend
-    from s2l.generation import LocalBackend, Sampling
-    from s2l.model import load_model, load_tokenizer, prepare_base_model, source_sha256
-    from s2l.request_cache import RequestCache
+    from s2l.engine.source import source_sha256
+    from s2l.models.backend import Sampling
+    from s2l.models.endpoint import Connection, OpenAIBackend
+    from s2l.models.generation import LocalBackend
+    from s2l.models.model import load_model, load_tokenizer, prepare_base_model
+    from s2l.models.request_cache import RequestCache
 
     sampling = Sampling(temperature=0.7, top_p=0.95, max_new_tokens=args.max_new_tokens)
     asked = conversations(args.requests)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from stage_times import CONTROL_STAGES, STAGES
 
-from s2l.report import rate_text
+from s2l.reports.report import rate_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

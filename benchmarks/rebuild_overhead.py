@@ -24,9 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from s2l.config import default_config  # noqa: E402
-from s2l.pipeline import ADAPTER, STAGES, Stage, manifest_path  # noqa: E402
-from s2l.skill import SKILL_KEY_PATTERN  # noqa: E402
+from s2l.engine.config import default_config  # noqa: E402
+from s2l.engine.pipeline import ADAPTER, STAGES, Stage, manifest_path  # noqa: E402
+from s2l.skills.skill import SKILL_KEY_PATTERN  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "rebuild_overhead.json"
 TARGET_RATIO = 1.5
@@ -36,8 +36,8 @@ TARGET_RATIO = 1.5
 def default_stages() -> list[Stage]:
     """The stages the default target builds, in build order (the declarations are in that order)."""
     config = default_config()
-    left_out = set() if config["export"]["merged"] else {"merge"}
-    if not config["eval"]["controls"]:
+    left_out = set() if config["merge"]["enabled"] else {"merge"}
+    if not config["evaluate"]["controls"]:
         left_out |= {"train_shared", "evaluate_controls"}
     return [stage for name, stage in STAGES.items() if name not in left_out]
 

@@ -23,12 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from s2l.pipeline import CHAIN_STAGES, DATASET_REPORT, EVAL_REPORT
-from s2l.pipeline import STAGES as PIPELINE
+from s2l.engine.pipeline import CHAIN_STAGES, DATASET_REPORT, EVAL_REPORT
+from s2l.engine.pipeline import STAGES as PIPELINE
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "stage_times.json"
-# A skill's chain, and the controls (with eval.controls, outside any one skill's chain).
+# A skill's chain, and the controls (with evaluate.controls, outside any one skill's chain).
 STAGES = CHAIN_STAGES
 CONTROL_STAGES = ("train_shared", "evaluate_controls")
 BUILT_BENCHMARK = ROOT / "benchmarks" / "results" / "benchmark_default_build"

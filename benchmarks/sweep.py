@@ -25,8 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from statistics import fmean
 
-from s2l.config import load_config, section_settings
-from s2l.pipeline import DATASET, MODEL, PARSED_SKILL
+from s2l.engine.config import load_config, section_settings
+from s2l.engine.pipeline import DATASET, MODEL, PARSED_SKILL
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sweep.json"
@@ -34,12 +34,12 @@ RESULTS = ROOT / "benchmarks" / "results" / "sweep.json"
 
 def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, shown: list[int],
                   config: dict) -> list[dict]:
-    from s2l.generation import LocalBackend
-    from s2l.model import load_model, load_tokenizer
-    from s2l.skill import load_skill
-    from s2l.synthetic import Role, TeacherSettings, answer_requests, generate_requests, worked_examples
+    from s2l.data.synthetic import Role, TeacherSettings, answer_requests, generate_requests, worked_examples
+    from s2l.models.generation import LocalBackend
+    from s2l.models.model import load_model, load_tokenizer
+    from s2l.skills.skill import load_skill
 
-    generation = config["generation"]
+    generation = config["synthesize"]
     backend = LocalBackend(load_model(model_dir), load_tokenizer(model_dir), "base", generation["batch_size"])
     generator = Role(**{**generation["generator"], "model": "base"})
     teacher = Role(**{**generation["teacher"], "model": "base"})
@@ -62,15 +62,15 @@ def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, s
 
 
 def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates: list[float], config: dict) -> list[dict]:
-    from s2l.evaluate import EvalSettings, eval_prompts, evaluate_condition
-    from s2l.model import load_model, load_tokenizer
-    from s2l.skill import read_parsed_skill
+    from s2l.models.model import load_model, load_tokenizer
+    from s2l.reports.evaluate import EvalSettings, eval_prompts, evaluate_condition
+    from s2l.skills.skill import read_parsed_skill
     from s2l.stages import read_jsonl
-    from s2l.train import LoraSettings, TrainingRun, TrainingSettings, train_adapter
+    from s2l.training.train import LoraSettings, TrainingRun, TrainingSettings, train_adapter
 
     model_dir = workdir / MODEL
     tokenizer = load_tokenizer(model_dir)
-    settings = section_settings(EvalSettings, config["eval"])
+    settings = section_settings(EvalSettings, config["evaluate"])
     lora, defaults = section_settings(LoraSettings, config["lora"]), section_settings(TrainingSettings, config["training"])
     rows = []
     for key in skills:

@@ -1,6 +1,6 @@
 """Training throughput: s2l's trainer against a plain transformers Trainer, same model, data and steps.
 
-s2l's trainer (s2l/train.py) packs each batch into one row without padding and computes logits only
+s2l's trainer (s2l/training/train.py) packs each batch into one row without padding and computes logits only
 where an answer token follows. The baseline is the stock recipe: ``Trainer`` with
 ``DataCollatorForSeq2Seq`` padding every batch to its longest sequence and the model's own loss
 over every position. Both train the same LoRA on the same base model, records, batch size, seed
@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from s2l.pipeline import DATASET, MODEL
+from s2l.engine.pipeline import DATASET, MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "train_throughput.json"
@@ -37,10 +37,18 @@ def train_once(trainer: str, model_dir: Path, dataset_file: Path, steps: int, th
     import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
 
-    from s2l.config import load_config, section_settings
-    from s2l.model import load_tokenizer
-    from s2l.train import (LoraSettings, TrainingRun, TrainingSettings, load_train_split, lora_model,
-                           select_precision, train_adapter, trainer_classes)
+    from s2l.engine.config import load_config, section_settings
+    from s2l.models.model import load_tokenizer
+    from s2l.training.train import (
+        LoraSettings,
+        TrainingRun,
+        TrainingSettings,
+        load_train_split,
+        lora_model,
+        select_precision,
+        train_adapter,
+        trainer_classes,
+    )
 
     torch.set_num_threads(threads)
     config = load_config([])

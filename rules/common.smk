@@ -9,20 +9,23 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from s2l.config import check_api_keys, validated
+from s2l.engine.config import check_api_keys, validated
+from s2l.engine.pipeline import (ADAPTER, BENCHMARK_JSON, BENCHMARK_MARKDOWN, BENCHMARK_PLOT,
+                                 CONTROLS_REPORT, DATASET, DATASET_REPORT, EVAL_MARKDOWN, EVAL_REPORT, HOST,
+                                 INFERENCE, LIGHT, MERGED, METRICS, MODEL, PARSED_SKILL, SHARED_ADAPTER,
+                                 SHARED_METRICS, STAGES, SYNTHETIC, TRAINING, USAGE, manifest_path, spec_path)
+from s2l.engine.plan import MODEL_PARAMETERS_MEMO, build_plan, write_plan
+from s2l.engine.resources import model_job_resources, parameter_count
+from s2l.engine.runner import FORCED_ENV
 from s2l.errors import UserError
-from s2l.pipeline import (ADAPTER, BENCHMARK_JSON, BENCHMARK_MARKDOWN, BENCHMARK_PLOT,
-                          CONTROLS_REPORT, DATASET, DATASET_REPORT, EVAL_MARKDOWN, EVAL_REPORT, HOST, INFERENCE,
-                          LIGHT, MERGED, METRICS, MODEL, PARSED_SKILL, SHARED_ADAPTER, SHARED_METRICS, STAGES,
-                          SYNTHETIC, TRAINING, USAGE, manifest_path, spec_path)
-from s2l.plan import MODEL_PARAMETERS_MEMO, build_plan, write_plan
-from s2l.resources import model_job_resources, parameter_count
-from s2l.runner import FORCED_ENV
-from s2l.skill import SKILL_KEY_PATTERN
+from s2l.skills.skill import SKILL_KEY_PATTERN
 
 
 try:
-    config.update(validated(config))
+    # Replaced, not updated: a key under an old name (s2l/engine/config.py RENAMED_KEYS) is gone.
+    _validated = validated(config)
+    config.clear()
+    config.update(_validated)
     check_api_keys(config)
 except UserError as error:
     raise WorkflowError(f"config: {error}") from None
@@ -62,19 +65,19 @@ BUILD_STARTED = time.time()
 
 def report_results() -> None:
     """End a build with what it learned: per skill evaluated in this run, the result in one sentence
-    and where its eval report is. s2l.report pulls in torch (2 s): imported only when this run wrote
-    an eval report, never for a dry run or a no-op."""
+    and where its eval report is. s2l.reports.report is imported only when this run wrote an eval report,
+    never for a dry run or a no-op."""
     written = [path for path in map(Path, expand(EVAL_REPORT, skill=SKILLS))
                if path.is_file() and path.stat().st_mtime >= BUILD_STARTED]
     if written:
-        from s2l.report import result_sentences
+        from s2l.reports.report import result_sentences
 
         print("\n".join(["", "Results:", *result_sentences(written)]))
 
 
 S2L = f"{shlex.quote(sys.executable)} -m s2l"
-STORE = f"--cache-dir {shlex.quote(config['cache_dir'])} --store {config['store']}"
-CONTROLS = config["eval"]["controls"]
+STORE = f"--store-dir {shlex.quote(config['store_dir'])} --store {config['store']}"
+CONTROLS = config["evaluate"]["controls"]
 # Threads of a model job: locally Snakemake scales this down to --cores; a cluster job asks for exactly this.
 MODEL_THREADS = config["model_threads"]
 
@@ -109,7 +112,7 @@ RESOURCES = {INFERENCE: _INFERENCE, TRAINING: model_job_resources(PARAMETERS, co
 
 
 def resources_of(stage: str) -> dict:
-    """What the stage's declared kind asks a scheduler for (s2l/pipeline.py)."""
+    """What the stage's declared kind asks a scheduler for (s2l/engine/pipeline.py)."""
     return RESOURCES[STAGES[stage].resources]
 
 

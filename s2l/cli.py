@@ -1,5 +1,5 @@
 """The s2l command line: argument parsing for the build stages (s2l/stages.py), ``check-skill``,
-``check-adapter``, ``status``, ``cost`` and ``cache prune``. Stage subcommands carry the rule names
+``check-adapter``, ``status``, ``cost`` and ``store prune``. Stage subcommands carry the rule names
 with hyphens."""
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import TextIO
 
 from s2l import stages
+from s2l.engine.pipeline import STAGES
+from s2l.engine.runner import STORE_MODES, StageRun
 from s2l.errors import UserError
-from s2l.pipeline import STAGES
-from s2l.runner import STORE_MODES, StageRun
 
 
 def stage_run(args: argparse.Namespace, *outputs: Path) -> StageRun:
-    """The job's run, its outputs named as its stage declares them (s2l/pipeline.py), in that order."""
+    """The job's run, its outputs named as its stage declares them (s2l/engine/pipeline.py), in that order."""
     names = tuple(STAGES[args.stage].outputs)
     if len(names) != len(outputs):
         raise ValueError(f"{args.stage} declares outputs {names}, got {len(outputs)} paths")
-    return StageRun(args.spec, dict(zip(names, outputs)), args.manifest, args.cache_dir, args.store)
+    return StageRun(args.spec, dict(zip(names, outputs)), args.manifest, args.store_dir, args.store)
 
 
 def cmd_prepare_model(args: argparse.Namespace) -> None:
@@ -37,7 +37,7 @@ def cmd_parse_skill(args: argparse.Namespace) -> None:
 
 
 def cmd_check_skill(args: argparse.Namespace) -> None:
-    from s2l.config import load_config
+    from s2l.engine.config import load_config
 
     model = args.model if args.model.is_dir() else None
     if not stages.check_skills(args.folders, args.strict, load_config(args.configfile), model):
@@ -47,7 +47,7 @@ def cmd_check_skill(args: argparse.Namespace) -> None:
 def cmd_check_adapter(args: argparse.Namespace) -> None:
     import json
 
-    from s2l.serving import vllm_lora_problems, vllm_max_lora_rank
+    from s2l.models.serving import vllm_lora_problems, vllm_max_lora_rank
 
     folders = [path for path in args.adapters if path.is_dir()]
     for path in args.adapters:
@@ -109,16 +109,16 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    from s2l.config import load_config
-    from s2l.plan import build_plan
-    from s2l.status import status_table
-    from s2l.store import Store
+    from s2l.engine.config import load_config
+    from s2l.engine.plan import build_plan
+    from s2l.engine.status import status_table
+    from s2l.engine.store import Store
 
     config = load_config(args.configfile)
     plan = build_plan(config, args.directory)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    rows = status_table(plan, args.directory, Store(args.directory / config["cache_dir"]))
+    rows = status_table(plan, args.directory, Store(args.directory / config["store_dir"]))
     width = max(len(skill) for skill, *_ in rows)
     stage_width = max(len(stage) for _, stage, *_ in rows)
     for skill, stage, state, why in rows:
@@ -126,21 +126,21 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_cost(args: argparse.Namespace) -> None:
-    from s2l.config import load_config
-    from s2l.cost import cost_table
-    from s2l.plan import discover_skills
-    from s2l.skill import load_skill
+    from s2l.data.cost import cost_table
+    from s2l.engine.config import load_config
+    from s2l.engine.plan import discover_skills
+    from s2l.skills.skill import load_skill
 
     config = load_config(args.configfile)
     skills_dir = Path(config["skills_dir"])
     found, warnings = discover_skills(skills_dir if skills_dir.is_absolute() else args.directory / skills_dir)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    generation = config["generation"]
+    synthesis = config["synthesize"]
     print(f"{'skill':<24} {'role':<10} {'backend':<8} {'requests':>11} {'prompt tok':>11} {'compl. tok':>11} "
           f"{'cost (max)':>10}")
-    for skill, role, guess in cost_table([load_skill(folder) for folder, _ in found.values()], generation):
-        settings = generation[role]
+    for skill, role, guess in cost_table([load_skill(folder) for folder, _ in found.values()], synthesis):
+        settings = synthesis[role]
         cost = guess.cost_max(settings.get("connection", {}).get("price_per_million_tokens"))
         print(f"{skill:<24} {role:<10} {settings['backend']:<8} {guess.requests_min:>5}-{guess.requests_max:<5} "
               f"{guess.prompt_tokens_max:>11,} {guess.completion_tokens_max:>11,} "
@@ -149,11 +149,11 @@ def cmd_cost(args: argparse.Namespace) -> None:
           "requests in the request cache are free")
 
 
-def cmd_cache_prune(args: argparse.Namespace) -> None:
-    from s2l.config import load_config
-    from s2l.store import Store
+def cmd_store_prune(args: argparse.Namespace) -> None:
+    from s2l.engine.config import load_config
+    from s2l.engine.store import Store
 
-    store = Store(Path(load_config(args.configfile)["cache_dir"]))
+    store = Store(Path(load_config(args.configfile)["store_dir"]))
     removed = store.prune(args.older_than)
     print(f"removed {len(removed)} store entries older than {args.older_than} days from {store.root}")
 
@@ -164,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+    def command(name: str, handler: Callable[[argparse.Namespace], None], help: str, aliases: tuple[str, ...] = ()
+                ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, aliases=list(aliases))
         sub.set_defaults(handler=handler)
         return sub
 
@@ -180,12 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
         sub.add_argument("--log", type=Path, help="also write what the job prints (stdout and stderr) to this file")
         if STAGES[name.replace("-", "_")].stored:
-            sub.add_argument("--cache-dir", type=Path, help="content-addressed store to restore from and save to")
+            sub.add_argument("--store-dir", type=Path, help="content-addressed store to restore from and save to")
             sub.add_argument("--store", choices=STORE_MODES, default="auto",
                              help="auto: restore when stored, else build and store; write: build afresh and "
                                   "replace the stored entry; off: build, store nothing")
         else:
-            sub.set_defaults(cache_dir=None, store="off")
+            sub.set_defaults(store_dir=None, store="off")
         return sub
 
     stage("prepare-model", cmd_prepare_model, "turn the configured base model into a safetensors folder",
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     shared = stage("train-shared", cmd_train_shared, "train the shared-adapter control on every skill's dataset",
                    "model", "out", "metrics")
     shared.add_argument("--datasets", type=Path, nargs="+", required=True, help="build/datasets/<skill>.jsonl files")
-    stage("merge", cmd_merge, "merge the skill's adapter into the base model's weights (export.merged)",
+    stage("merge", cmd_merge, "merge the skill's adapter into the base model's weights (merge.enabled)",
           "model", "adapter", "out")
     stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter; --markdown: the report for people",
           "skill", "dataset", "model", "adapter", "out", "markdown")
@@ -230,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "out-prefix")
     bench.add_argument("reports", type=Path, nargs="+", help="build/eval/<skill>.json files")
     bench.add_argument("--controls", type=Path, nargs="*", default=[],
-                       help="build/eval/controls/<skill>.json files (with eval.controls)")
+                       help="build/eval/controls/<skill>.json files (with evaluate.controls)")
     bench.add_argument("--usage", type=Path, nargs="*", default=[],
                        help="build/synthetic/<skill>.usage.json files: what generating each skill's data cost")
 
@@ -244,11 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="config files merged over config.yaml, as given to snakemake")
     cost.add_argument("--directory", "-d", type=Path, default=Path("."), help="the workflow's work directory")
 
-    cache = command("cache", cmd_cache_prune, "prune the content-addressed store")
-    cache.add_argument("action", choices=["prune"])
-    cache.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+    # "cache": the command's name before the store's setting became store_dir.
+    store = command("store", cmd_store_prune, "prune the content-addressed store (store_dir)", aliases=("cache",))
+    store.add_argument("action", choices=["prune"])
+    store.add_argument("--older-than", type=float, required=True, metavar="DAYS",
                        help="delete entries not stored or restored for this many days")
-    cache.add_argument("--configfile", type=Path, nargs="*", default=[])
+    store.add_argument("--configfile", type=Path, nargs="*", default=[])
     return parser
 
 

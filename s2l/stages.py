@@ -14,16 +14,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from s2l.config import section_settings
-from s2l.dataset import DatasetSettings
-from s2l.model import ModelSourceError
-from s2l.pipeline import USAGE_SUFFIX
-from s2l.runner import StageRun, input_key, read_upstream, run_stage
-from s2l.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
-from s2l.specs import read_spec, software_versions
+from s2l.data.dataset import DatasetSettings
+from s2l.engine.config import section_settings
+from s2l.engine.pipeline import USAGE_SUFFIX
+from s2l.engine.runner import StageRun, input_key, read_upstream, run_stage
+from s2l.engine.source import ModelSourceError
+from s2l.engine.specs import read_spec, software_versions
+from s2l.skills.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
 
-# Where the request cache lives when a stage is run by hand without --cache-dir.
-DEFAULT_CACHE_DIR = Path(".s2l-cache")
+# Where the request cache lives when a stage is run by hand without --store-dir.
+DEFAULT_STORE_DIR = Path(".s2l-cache")
 
 
 def set_threads(threads: int) -> None:
@@ -58,7 +58,7 @@ def report_warnings(skill_key: str, warnings: list[str]) -> None:
 
 
 def base_model_provenance(model_dir: Path) -> dict[str, Any]:
-    from s2l.model import read_manifest
+    from s2l.models.model import read_manifest
 
     manifest = read_manifest(model_dir)
     return {"model_id": manifest["model_id"], "source_sha256": manifest["source_sha256"], "path": str(model_dir)}
@@ -66,8 +66,9 @@ def base_model_provenance(model_dir: Path) -> dict[str, Any]:
 
 def prepare_model(run: StageRun, out: Path) -> None:
     def build(spec: dict[str, Any]) -> None:
-        from s2l.model import prepare_base_model, source_sha256
-        from s2l.plan import MODEL_SOURCE_MEMO
+        from s2l.engine.plan import MODEL_SOURCE_MEMO
+        from s2l.engine.source import source_sha256
+        from s2l.models.model import prepare_base_model
 
         settings = spec["config"]["base_model"]
         now = source_sha256(settings["source"], MODEL_SOURCE_MEMO)
@@ -83,8 +84,8 @@ def prepare_model(run: StageRun, out: Path) -> None:
 
 def check_fits_context(skill: Skill, model: Path, request_tokens: int, answer_tokens: int, examples: int) -> None:
     """Refuse a skill whose teacher prompt, with a request and an answer, overflows the base model's context."""
-    from s2l.model import context_length, load_tokenizer
-    from s2l.synthetic import teacher_prompt_tokens
+    from s2l.data.synthetic import teacher_prompt_tokens
+    from s2l.models.model import context_length, load_tokenizer
 
     limit = context_length(model)
     prompt = teacher_prompt_tokens(skill, load_tokenizer(model), examples)
@@ -109,34 +110,34 @@ def parse_skill(run: StageRun, model: Path, out: Path) -> None:
         if skill.sha256 != planned:  # edited while it was being read
             raise changed
         report_warnings(skill.key, skill.warnings)
-        generation = checks["generation"]
-        check_fits_context(skill, model, generation["generator"]["max_new_tokens"],
-                           generation["teacher"]["max_new_tokens"], generation["teacher_examples"])
+        synthesis = checks["synthesize"]
+        check_fits_context(skill, model, synthesis["generator"]["max_new_tokens"],
+                           synthesis["teacher"]["max_new_tokens"], synthesis["teacher_examples"])
         write_json(out, skill.to_json())
 
     run_stage(run, build)
 
 
 def check_skills(folders: list[Path], strict: bool, config: dict[str, Any], model: Path | None = None) -> bool:
-    """Validate every folder and say what a build will make of it (s2l/readiness.py); True when all of
+    """Validate every folder and say what a build will make of it (s2l/data/readiness.py); True when all of
     them passed. With ``model`` (the prepared base model) a skill too long for its context is refused,
     as parse_skill refuses it; without, the output says the length was not checked."""
-    from s2l.readiness import readiness
+    from s2l.data.readiness import readiness
 
-    generation = config["generation"]
+    synthesis = config["synthesize"]
     passed = True
     for folder in folders:
         try:
             skill = load_skill(folder, strict=strict)
             if model is not None:
-                check_fits_context(skill, model, generation["generator"]["max_new_tokens"],
-                                   generation["teacher"]["max_new_tokens"], generation["teacher_examples"])
+                check_fits_context(skill, model, synthesis["generator"]["max_new_tokens"],
+                                   synthesis["teacher"]["max_new_tokens"], synthesis["teacher_examples"])
         except SkillError as error:
             print(f"error: {error}", file=sys.stderr)
             passed = False
             continue
         report_warnings(skill.key, skill.warnings)
-        lines, verdict = readiness(skill, generation, config["eval"]["judge"])
+        lines, verdict = readiness(skill, synthesis, config["evaluate"]["judge"])
         print(f"ok: {folder} ({len(skill.evals)} evals, {len(skill.warnings)} warnings)")
         for line in lines:
             print(f"  {line}")
@@ -146,14 +147,14 @@ def check_skills(folders: list[Path], strict: bool, config: dict[str, Any], mode
     return passed
 
 
-def endpoint_backend(name: str, settings: dict[str, Any], spec: dict[str, Any], cache_dir: Path):
+def endpoint_backend(name: str, settings: dict[str, Any], spec: dict[str, Any], store_dir: Path):
     """The OpenAI-compatible backend of role ``name`` (a key of ROLE_PATHS), through the request cache."""
-    from s2l.config import ROLE_PATHS
-    from s2l.endpoint import Connection, OpenAIBackend
-    from s2l.request_cache import RequestCache
+    from s2l.engine.config import ROLE_PATHS
+    from s2l.models.endpoint import Connection, OpenAIBackend
+    from s2l.models.request_cache import RequestCache
 
     connection = Connection(**spec.get("connections", {}).get(name, {}))
-    return OpenAIBackend(settings["base_url"], settings["model"], connection, RequestCache(cache_dir),
+    return OpenAIBackend(settings["base_url"], settings["model"], connection, RequestCache(store_dir),
                          where=ROLE_PATHS[name])
 
 
@@ -161,71 +162,71 @@ def role_price(spec: dict[str, Any], name: str) -> dict[str, float] | None:
     return spec.get("connections", {}).get(name, {}).get("price_per_million_tokens")
 
 
-def role_backends(spec: dict[str, Any], model: Path, cache_dir: Path) -> dict[str, tuple[Any, Any]]:
+def role_backends(spec: dict[str, Any], model: Path, store_dir: Path) -> dict[str, tuple[Any, Any]]:
     """(backend, Role) for the generator and the teacher, each its own backend so each is accounted
     for apart; local roles share one loaded model, which is loaded only if some role is local."""
-    from s2l.config import ENDPOINT_ROLES
-    from s2l.generation import LocalBackend
-    from s2l.synthetic import Role
+    from s2l.data.synthetic import Role
+    from s2l.engine.config import ENDPOINT_ROLES
+    from s2l.models.generation import LocalBackend
 
-    generation = spec["config"]["generation"]
+    synthesis = spec["config"]["synthesize"]
     local = None
     backends = {}
     for name in ENDPOINT_ROLES:
-        settings = generation[name]
+        settings = synthesis[name]
         if settings["backend"] == "openai":
-            backend = endpoint_backend(name, settings, spec, cache_dir)
+            backend = endpoint_backend(name, settings, spec, store_dir)
             role = Role(**settings)
         else:
             if local is None:
-                from s2l.model import load_model, load_tokenizer
+                from s2l.models.model import load_model, load_tokenizer
 
                 local = load_model(model), load_tokenizer(model), base_model_provenance(model)["model_id"]
-            backend = LocalBackend(*local, generation["batch_size"])
+            backend = LocalBackend(*local, synthesis["batch_size"])
             role = Role(**{**settings, "model": local[2]})
         backends[name] = backend, role
     return backends
 
 
-def synthesis_judge(spec: dict[str, Any], roles: dict[str, tuple[Any, Any]], model: Path, cache_dir: Path):
+def synthesis_judge(spec: dict[str, Any], roles: dict[str, tuple[Any, Any]], model: Path, store_dir: Path):
     """The judge that grades the teacher's answers, where the plan gave this skill's generation one (a
-    skill without checks, with ``eval.judge`` set); a local judge shares the roles' loaded model."""
-    if not spec["config"].get("eval", {}).get("judge"):
+    skill without checks, with ``evaluate.judge`` set); a local judge shares the roles' loaded model."""
+    if not spec["config"].get("evaluate", {}).get("judge"):
         return None
-    from s2l.generation import LocalBackend
+    from s2l.models.generation import LocalBackend
 
     local = next((backend for backend, _ in roles.values() if isinstance(backend, LocalBackend)), None)
     if local is not None:
-        return judge_for(spec, local.model, local.tokenizer, model, cache_dir)
-    if spec["config"]["eval"]["judge"]["backend"] == "local":
-        from s2l.model import load_model, load_tokenizer
+        return judge_for(spec, local.model, local.tokenizer, model, store_dir)
+    if spec["config"]["evaluate"]["judge"]["backend"] == "local":
+        from s2l.models.model import load_model, load_tokenizer
 
-        return judge_for(spec, load_model(model), load_tokenizer(model), model, cache_dir)
-    return judge_for(spec, None, None, model, cache_dir)
+        return judge_for(spec, load_model(model), load_tokenizer(model), model, store_dir)
+    return judge_for(spec, None, None, model, store_dir)
 
 
 def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_file: Path, threads: int) -> None:
     def build(spec: dict[str, Any]) -> None:
-        from s2l.synthetic import SeedSearch, TeacherSettings
-        from s2l.synthetic import synthesize as synthesize_records
+        from s2l.data.synthetic import SeedSearch, TeacherSettings
+        from s2l.data.synthetic import synthesize as synthesize_records
 
         set_threads(threads)
         settings = spec["config"]
-        generation, seed = settings["generation"], settings["seed"]
+        synthesis, seed = settings["synthesize"], settings["seed"]
         skill = read_parsed_skill(skill_file)
-        cache_dir = run.cache_dir or DEFAULT_CACHE_DIR
-        roles = role_backends(spec, model, cache_dir)
-        judge = synthesis_judge(spec, roles, model, cache_dir)
+        store_dir = run.store_dir or DEFAULT_STORE_DIR
+        roles = role_backends(spec, model, store_dir)
+        judge = synthesis_judge(spec, roles, model, store_dir)
         if not skill.checks and judge is None:
-            print(f"warning: skill {skill.key}: no machine checks in evals/evals.json and no judge (eval.judge): the "
-                  f"teacher's answers are kept unfiltered. Add checks to evals/evals.json, or configure eval.judge, "
+            print(f"warning: skill {skill.key}: no machine checks in evals/evals.json and no judge (evaluate.judge): the "
+                  f"teacher's answers are kept unfiltered. Add checks to evals/evals.json, or configure evaluate.judge, "
                   f"to keep only answers that follow the skill", file=sys.stderr)
         records = synthesize_records(
             skill,
             generator=roles["generator"],
             teacher=roles["teacher"],
-            train_examples=generation["train_examples"],
-            eval_examples=generation["eval_examples"],
+            train_examples=synthesis["train_examples"],
+            eval_examples=synthesis["eval_examples"],
             seed=seed,
             settings=TeacherSettings.from_config(settings),
             search=SeedSearch.from_config(settings),
@@ -248,8 +249,8 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_fi
 def dataset(run: StageRun, skill_file: Path, synthetic: Path, usage_file: Path, model: Path, out: Path,
             report_file: Path) -> None:
     def build(spec: dict[str, Any]) -> None:
-        from s2l.dataset import build_dataset
-        from s2l.model import load_tokenizer
+        from s2l.data.dataset import build_dataset
+        from s2l.models.model import load_tokenizer
 
         settings = section_settings(DatasetSettings, {**spec["config"]["dataset"], **spec["checks"]["dataset"]})
         skill = read_parsed_skill(skill_file)
@@ -282,17 +283,17 @@ def train_shared(run: StageRun, dataset_files: list[Path], model: Path, out: Pat
 
 def train_on(run: StageRun, identity: dict[str, str], dataset_files: list[Path], model: Path, out: Path,
              metrics_file: Path, threads: int) -> None:
-    from s2l.train import LoraSettings, TrainingRun, TrainingSettings, training_precision
+    from s2l.training.train import LoraSettings, TrainingRun, TrainingSettings, training_precision
 
     def build(spec: dict[str, Any]) -> None:
-        from s2l.card import write_model_card
-        from s2l.train import train_adapter
+        from s2l.training.card import write_model_card
+        from s2l.training.train import train_adapter
 
         set_threads(threads)
         base = base_model_provenance(model)
         # Checkpoints are filed under the job's input key: only a rerun of this very training resumes them.
         key = input_key(spec, read_upstream(spec), run.facts)
-        where = TrainingRun(checkpoint_dir=(run.cache_dir or DEFAULT_CACHE_DIR) / "checkpoints" / spec["stage"] / key,
+        where = TrainingRun(checkpoint_dir=(run.store_dir or DEFAULT_STORE_DIR) / "checkpoints" / spec["stage"] / key,
                             metrics_file=metrics_file, threads=threads)
         result = train_adapter(model, dataset_files, lora, training, spec["config"]["seed"], out, where,
                                base["model_id"])
@@ -316,7 +317,7 @@ def train_on(run: StageRun, identity: dict[str, str], dataset_files: list[Path],
 
 def merge(run: StageRun, model: Path, adapter: Path, out: Path, threads: int) -> None:
     def build(spec: dict[str, Any]) -> None:
-        from s2l.model import merge_adapter
+        from s2l.models.model import merge_adapter
 
         set_threads(threads)
         merge_adapter(model, adapter, out)
@@ -325,20 +326,21 @@ def merge(run: StageRun, model: Path, adapter: Path, out: Path, threads: int) ->
     run_stage(run, build)
 
 
-def judge_for(spec: dict[str, Any], model, tokenizer, model_dir: Path, cache_dir: Path):
-    """The configured judge (``eval.judge``), or None; a local judge is the base model itself."""
-    from s2l.generation import LocalBackend, Sampling
-    from s2l.judge import Judge
+def judge_for(spec: dict[str, Any], model, tokenizer, model_dir: Path, store_dir: Path):
+    """The configured judge (``evaluate.judge``), or None; a local judge is the base model itself."""
+    from s2l.models.backend import Sampling
+    from s2l.models.generation import LocalBackend
+    from s2l.models.judge import Judge
 
-    settings = spec["config"]["eval"]["judge"]
+    settings = spec["config"]["evaluate"]["judge"]
     if settings is None:
         return None
     if settings["backend"] == "openai":
-        backend = endpoint_backend("judge", settings, spec, cache_dir)
+        backend = endpoint_backend("judge", settings, spec, store_dir)
     else:
         model_id = base_model_provenance(model_dir)["model_id"]
         # In an evaluation the eval batch size; grading the teacher's answers, the generation batch size.
-        batch_size = spec["config"]["eval"].get("batch_size") or spec["config"]["generation"]["batch_size"]
+        batch_size = spec["config"]["evaluate"].get("batch_size") or spec["config"]["synthesize"]["batch_size"]
         backend = LocalBackend(model, tokenizer, model_id, batch_size)
     return Judge(backend, Sampling(settings["temperature"], settings["top_p"], settings["max_new_tokens"]),
                  settings["backend"], role_price(spec, "judge"))
@@ -351,25 +353,25 @@ def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path,
     schema-checked report (and its Markdown, for the skill's own evaluation). ``evaluate_with`` is
     called as ``(model, tokenizer, skill, records, settings, seed, judge=...)``."""
     def build(spec: dict[str, Any]) -> None:
-        from s2l.evaluate import EvalSettings
-        from s2l.model import load_model, load_tokenizer
-        from s2l.report import eval_markdown, result_sentence
+        from s2l.models.model import load_model, load_tokenizer
+        from s2l.reports.evaluate import EvalSettings
+        from s2l.reports.report import eval_markdown, result_sentence
         from s2l.schemas import validate
 
         set_threads(threads)
         seed = spec["config"]["seed"]
         skill = read_parsed_skill(skill_file)
         loaded, tokenizer = load_model(model, adapters), load_tokenizer(model)
-        judge = judge_for(spec, loaded, tokenizer, model, run.cache_dir or DEFAULT_CACHE_DIR)
+        judge = judge_for(spec, loaded, tokenizer, model, run.store_dir or DEFAULT_STORE_DIR)
         results = evaluate_with(loaded, tokenizer, skill, read_jsonl(dataset_file),
-                                section_settings(EvalSettings, spec["config"]["eval"]), seed, judge=judge)
+                                section_settings(EvalSettings, spec["config"]["evaluate"]), seed, judge=judge)
         report = {
             "skill": skill.identity,
             "base_model": base_model_provenance(model),
             "adapters": {name: str(path) for name, path in adapters.items()},
             "seed": seed,
             "plan_key": spec["key"],
-            "settings": spec["config"]["eval"],
+            "settings": spec["config"]["evaluate"],
             "software": software_versions(),
             **results,
         }
@@ -384,7 +386,7 @@ def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path,
 
 def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, adapter: Path, out: Path,
              markdown_file: Path, threads: int) -> None:
-    from s2l.evaluate import evaluate as evaluate_conditions
+    from s2l.reports.evaluate import evaluate as evaluate_conditions
 
     evaluation(run, skill_file, dataset_file, model, {"adapter": adapter}, threads,
                partial(evaluate_conditions, adapter=adapter), out, markdown_file, "eval_report.schema.json")
@@ -392,7 +394,7 @@ def evaluate(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, a
 
 def evaluate_controls(run: StageRun, skill_file: Path, dataset_file: Path, model: Path, own_report: Path,
                       shared_adapter: Path, wrong_adapter: Path | None, out: Path, threads: int) -> None:
-    from s2l.evaluate import evaluate_controls as evaluate_control_conditions
+    from s2l.reports.evaluate import evaluate_controls as evaluate_control_conditions
 
     adapters = {"shared_adapter": shared_adapter, **({"wrong_adapter": wrong_adapter} if wrong_adapter else {})}
     own = json.loads(own_report.read_text(encoding="utf-8"))
@@ -403,12 +405,12 @@ def evaluate_controls(run: StageRun, skill_file: Path, dataset_file: Path, model
 
 def benchmark(run: StageRun, reports: list[Path], controls: list[Path], usage_files: list[Path],
               out_prefix: Path) -> None:
-    from s2l.hashing import content_sha256
+    from s2l.engine.hashing import content_sha256
 
     usage_file = {path.name.removesuffix(USAGE_SUFFIX): path for path in usage_files}
 
     def build(spec: dict[str, Any]) -> None:
-        from s2l.report import markdown, plot, summarize
+        from s2l.reports.report import markdown, plot, summarize
         from s2l.schemas import validate
 
         usage = {skill: json.loads(path.read_text(encoding="utf-8")) for skill, path in usage_file.items()}

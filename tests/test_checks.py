@@ -1,10 +1,10 @@
-"""Machine checks: s2l.checks."""
+"""Machine checks: s2l.skills.checks."""
 
 from __future__ import annotations
 
 import pytest
 
-from s2l.checks import check_passes, failed_checks
+from s2l.skills.checks import check_passes, failed_checks
 
 TEXT = "Header line\nsecond line\nThe End"
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from workflow_helpers import ROOT
 
-from s2l.resources import model_job_resources, parameter_count
+from s2l.engine.resources import model_job_resources, parameter_count
 
 GPU = {"count": 1, "model": "a100", "manufacturer": "nvidia"}
 

@@ -1,15 +1,16 @@
-"""Decoding held to a skill's checks (s2l.constrain): which checks hold it, and the real model held."""
+"""Decoding held to a skill's checks (s2l.models.constrain): which checks hold it, and the real model held."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from s2l.checks import failed_checks
-from s2l.constrain import CheckConstraint
-from s2l.generation import LocalBackend, Sampling
-from s2l.skill import load_skill
-from s2l.synthetic import teacher_conversation
+from s2l.data.synthetic import teacher_conversation
+from s2l.models.backend import Sampling
+from s2l.models.constrain import CheckConstraint
+from s2l.models.generation import LocalBackend
+from s2l.skills.checks import failed_checks
+from s2l.skills.skill import load_skill
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANGELOG = load_skill(ROOT / "skills" / "keep-a-changelog")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from s2l.config import default_config, section_settings
-from s2l.dataset import DatasetError, DatasetSettings, build_dataset
+from s2l.data.dataset import DatasetError, DatasetSettings, build_dataset
+from s2l.engine.config import default_config, section_settings
 from s2l.schemas import validate
-from s2l.skill import load_skill
+from s2l.skills.skill import load_skill
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = load_skill(ROOT / "skills" / "conventional-commits")
@@ -70,7 +70,7 @@ def test_filters_count_every_reason_and_drop_the_skill_text(tokenizer) -> None:
     }
     assert report["kept"] == {"train": 2, "eval": 1}
     assert report["input_records"] == 10
-    # Each answer was shown the one example there was, though generation.teacher_examples asks for 3.
+    # Each answer was shown the one example there was, though synthesize.teacher_examples asks for 3.
     assert report["teacher"]["examples_shown"] == 1
     for output in kept:
         validate(output, "dataset_record.schema.json")

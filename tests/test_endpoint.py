@@ -11,14 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from endpoint_server import TransformersServer, free_port
-from s2l.config import check_api_keys, load_config
-from s2l.endpoint import Connection, EndpointError, OpenAIBackend
+
+from s2l.data.synthetic import structured_request
+from s2l.engine.config import check_api_keys, load_config
 from s2l.errors import UserError
-from s2l.generation import Sampling
-from s2l.request_cache import RequestCache
-from s2l.synthetic import structured_request
+from s2l.models.backend import Sampling
+from s2l.models.endpoint import Connection, EndpointError, OpenAIBackend
+from s2l.models.request_cache import RequestCache
 
 SAMPLING = Sampling(temperature=0.7, top_p=0.95, max_new_tokens=12)
 QUESTIONS = [[{"role": "user", "content": f"Name a fruit that starts with the letter {letter}."}] for letter in "ABCD"]
@@ -105,7 +105,7 @@ def test_a_wrong_key_fails_at_once_naming_endpoint_model_and_status(tmp_path: Pa
     cache = RequestCache(tmp_path)
     cache.put("earlier", {"text": "kept"})
     backend = OpenAIBackend(url, "gpt-x", Connection(api_key_env="S2L_WRONG_KEY", max_retries=5), cache,
-                            where="generation.teacher")
+                            where="synthesize.teacher")
     started = time.monotonic()
     with pytest.raises(EndpointError) as raised:
         backend.complete(QUESTIONS[:1], SAMPLING, seed=0)
@@ -114,7 +114,7 @@ def test_a_wrong_key_fails_at_once_naming_endpoint_model_and_status(tmp_path: Pa
     assert time.monotonic() - started < 5 and len(httpd.arrivals) == 1  # no retry of a 401
     assert httpd.arrivals[0][1] == "Bearer sk-wrong-0123456789"  # the key went in the header ...
     assert "sk-wrong-0123456789" not in message  # ... and nowhere else
-    for part in ("generation.teacher", url, "gpt-x", "HTTP 401", "$S2L_WRONG_KEY"):
+    for part in ("synthesize.teacher", url, "gpt-x", "HTTP 401", "$S2L_WRONG_KEY"):
         assert part in message
     assert cache.get("earlier") == {"text": "kept"} and len(cache) == 1
 
@@ -131,10 +131,10 @@ def test_an_unreachable_endpoint_fails_naming_it(tmp_path: Path) -> None:
 def test_a_key_variable_that_is_not_set_stops_the_build_before_it_starts(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("S2L_UNSET_KEY", raising=False)
     override = tmp_path / "endpoint.yaml"
-    override.write_text("generation:\n  teacher:\n    backend: openai\n    model: gpt-x\n"
+    override.write_text("synthesize:\n  teacher:\n    backend: openai\n    model: gpt-x\n"
                         "    base_url: https://api.example.com/v1\n    connection: {api_key_env: S2L_UNSET_KEY}\n")
     config = load_config([override])
-    with pytest.raises(UserError, match=r"generation\.teacher\.connection\.api_key_env: environment variable "
+    with pytest.raises(UserError, match=r"synthesize.teacher\.connection\.api_key_env: environment variable "
                                         r"S2L_UNSET_KEY is not set"):
         check_api_keys(config)
     monkeypatch.setenv("S2L_UNSET_KEY", "sk-1")
@@ -143,7 +143,7 @@ def test_a_key_variable_that_is_not_set_stops_the_build_before_it_starts(tmp_pat
 
 def test_an_openai_role_needs_a_model_and_an_endpoint(tmp_path: Path) -> None:
     override = tmp_path / "endpoint.yaml"
-    override.write_text("generation:\n  generator:\n    backend: openai\n    model: gpt-x\n")
+    override.write_text("synthesize:\n  generator:\n    backend: openai\n    model: gpt-x\n")
     with pytest.raises(UserError, match="base_url"):
         load_config([override])
 
@@ -164,8 +164,8 @@ def test_a_structured_request_is_the_json_asked_for_or_malformed(text: str, requ
 def test_structured_requests_count_what_is_not_the_json_asked_for(server: TransformersServer, tmp_path: Path) -> None:
     """transformers serve does not enforce response_format and the 135M model rarely writes the JSON:
     its malformed answers are counted and asked again, never fatal."""
-    from s2l.skill import load_skill
-    from s2l.synthetic import MAX_ROUNDS, Role, generate_requests
+    from s2l.data.synthetic import MAX_ROUNDS, Role, generate_requests
+    from s2l.skills.skill import load_skill
 
     skill = load_skill(Path(__file__).parent.parent / "skills" / "conventional-commits")
     backend = OpenAIBackend(server.base_url, server.model, Connection(max_concurrency=8, max_retries=1),
@@ -201,8 +201,8 @@ def test_a_judge_on_the_endpoint_grades_each_answer_once_and_malformed_verdicts_
         server: TransformersServer, tmp_path: Path) -> None:
     """The 135M model rarely writes the verdict JSON: whatever it writes, an expectation counts only
     when the server's reply parses into exactly one boolean per expectation."""
-    from s2l.judge import VERDICT_SCHEMA, Judge, judge_conversation, parse_verdicts
-    from s2l.request_cache import request_key
+    from s2l.models.judge import VERDICT_SCHEMA, Judge, judge_conversation, parse_verdicts
+    from s2l.models.request_cache import request_key
 
     cache = RequestCache(tmp_path)
     backend = OpenAIBackend(server.base_url, server.model, Connection(max_concurrency=4), cache)
@@ -225,8 +225,8 @@ def test_a_judge_on_the_endpoint_grades_each_answer_once_and_malformed_verdicts_
 def test_a_judge_that_writes_the_verdicts_asked_for_grades_each_expectation(tmp_path: Path) -> None:
     """The 135M model behind transformers serve rarely writes the verdict JSON, so a scripted server
     plays a judge that does: its verdicts, and only those, become the grades, with the price applied."""
-    from s2l.evaluate import EvalPrompt, grade_expectations
-    from s2l.judge import Judge
+    from s2l.models.judge import Judge
+    from s2l.reports.evaluate import EvalPrompt, grade_expectations
 
     verdicts = {"verdicts": [{"expectation": 1, "passed": True, "evidence": "type is fix"},
                              {"expectation": 2, "passed": False, "evidence": "ends with a period"}]}

@@ -1,4 +1,4 @@
-"""Worked examples in the forms skills show them (s2l.examples), on small bodies written here and on
+"""Worked examples in the forms skills show them (s2l.skills.examples), on small bodies written here and on
 a corpus of real SKILL.md files fetched unmodified (tests/corpus), each with the extraction expected
 of it written by hand before the code (tests/corpus/README.md)."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from s2l.examples import read_demonstrations
-from s2l.skill import SkillError, split_frontmatter
+from s2l.skills.examples import read_demonstrations
+from s2l.skills.skill import SkillError, split_frontmatter
 
 CORPUS = Path(__file__).parent / "corpus"
 COMMIT_CHECKS = [{"type": "regex", "pattern": r"\A(feat|fix|docs|chore)(\([a-z]+\))?: \S"}]

@@ -1,4 +1,4 @@
-"""The form a skill's examples share (s2l.form): the opening written for the model, the ending where
+"""The form a skill's examples share (s2l.data.form): the opening written for the model, the ending where
 an answer is complete."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from s2l.form import PARAGRAPH_BREAK, Form, anchored_openings
-from s2l.generation import Completion
-from s2l.skill import load_skill
+from s2l.data.form import PARAGRAPH_BREAK, Form, anchored_openings
+from s2l.models.backend import Completion
+from s2l.skills.skill import load_skill
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCSTRINGS = ['"""Return the area.\n\nArgs:\n    w (float): Width.\n"""', '"""Load a file.\n\nReturns:\n    dict: Data.\n"""']

@@ -1,4 +1,4 @@
-"""The judge of evals.json expectations (s2l.judge) and how verdicts are counted (s2l.evaluate):
+"""The judge of evals.json expectations (s2l.models.judge) and how verdicts are counted (s2l.reports.evaluate):
 a verdict counts only when the judge's reply is exactly the structured answer asked for, and an
 ungraded expectation is never a pass."""
 
@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from s2l.evaluate import EvalPrompt, grade_expectations
-from s2l.judge import expectation_summary, judge_conversation, parse_verdicts
+from s2l.models.judge import expectation_summary, judge_conversation, parse_verdicts
+from s2l.reports.evaluate import EvalPrompt, grade_expectations
 
 
 def reply(*passed: bool, numbers: list[int] | None = None) -> str:

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2l import generation
-from s2l.chat import conversation, supervised_ids
-from s2l.generation import LocalBackend, Sampling, common_prefix_length
-from s2l.model import MANIFEST, ModelSourceError, resolve_source
-from s2l.scoring import answer_nll
+from s2l.engine.source import ModelSourceError, resolve_source
+from s2l.models import generation
+from s2l.models.backend import Sampling
+from s2l.models.chat import conversation, supervised_ids
+from s2l.models.generation import LocalBackend, common_prefix_length
+from s2l.models.model import MANIFEST
+from s2l.models.scoring import answer_nll
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL_TEXT = (ROOT / "skills" / "conventional-commits" / "SKILL.md").read_text()
@@ -102,7 +104,7 @@ def test_answers_run_in_bf16_on_the_first_gpu_where_there_is_one(base_model_dir:
     device 0; with no GPU here the weights are loaded with the dtype alone), fp32 on this CPU."""
     from transformers import AutoModelForCausalLM
 
-    from s2l.model import inference_placement, load_model
+    from s2l.models.model import inference_placement, load_model
 
     gpu = inference_placement(cuda_available=True)
     on_gpu = AutoModelForCausalLM.from_pretrained(base_model_dir, **{k: v for k, v in gpu.items() if k != "device_map"})

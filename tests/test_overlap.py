@@ -1,6 +1,6 @@
-"""Near-duplicate detection (s2l.overlap): what keeps evaluation prompts out of training."""
+"""Near-duplicate detection (s2l.skills.overlap): what keeps evaluation prompts out of training."""
 
-from s2l.overlap import NearDuplicates, overlap, shingles
+from s2l.skills.overlap import NearDuplicates, overlap, shingles
 
 PROMPT = ("Write a commit message: I fixed a bug where the login form threw a TypeError when the email field "
           "was left empty. This fixes issue #412.")

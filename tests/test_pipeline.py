@@ -1,4 +1,4 @@
-"""The rules and the stage declarations (s2l/pipeline.py) agree: every rule but ``all`` is a declared
+"""The rules and the stage declarations (s2l/engine/pipeline.py) agree: every rule but ``all`` is a declared
 stage, each reads the outputs of exactly the stages its declaration names, as Snakemake itself
 draws the graph (``--rulegraph``), and each job writes the outputs and the log its stage declares, as
 a dry run lists them; both for a build with every optional stage on."""
@@ -6,17 +6,16 @@ a dry run lists them; both for a build with every optional stage on."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from s2l.pipeline import STAGES, manifest_path
 from workflow_helpers import ROOT, snakemake
+
+from s2l.engine.pipeline import STAGES, manifest_path
 
 
 def every_stage_on(workdir: Path) -> None:
-    (workdir / "test.yaml").write_text(f"skills_dir: {ROOT / 'skills'}\nexport: {{merged: true}}\n"
-                                       "eval: {controls: true}\n")
+    (workdir / "test.yaml").write_text(f"skills_dir: {ROOT / 'skills'}\nmerge: {{enabled: true}}\n"
+                                       "evaluate: {controls: true}\n")
 
 
 def rule_graph(workdir: Path) -> dict[str, set[str]]:
@@ -68,18 +67,3 @@ def test_each_job_writes_what_its_stage_declares(tmp_path: Path) -> None:
                                 "build/adapters/conventional-commits.metrics.jsonl",
                                 "build/manifests/conventional-commits/train.json"]
     assert train["log"] == "build/logs/train/conventional-commits.log"
-
-
-
-ENGINE_MODULES = ("pipeline", "config", "specs", "plan", "runner", "store", "hashing", "status", "resources")
-
-
-def test_the_build_engine_loads_no_torch() -> None:
-    """Snakemake parses the workflow at every run and in every cluster job: the modules it imports to
-    plan a build must not pull in torch (seconds each time)."""
-    code = ("import importlib, sys\n"
-            f"for name in {ENGINE_MODULES!r}:\n"
-            "    importlib.import_module(f's2l.{name}')\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert loaded.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Finding skills (s2l.plan) and checking them from the command line (s2l check-skill)."""
+"""Finding skills (s2l.engine.plan) and checking them from the command line (s2l check-skill)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from test_skill import write_skill
 from workflow_helpers import ROOT, scheduled_jobs
 
-from s2l.plan import PlanError, discover_skills
+from s2l.engine.plan import PlanError, discover_skills
 
 
 def test_unusable_folders_are_skipped_with_a_warning_naming_them(tmp_path):
@@ -83,7 +83,7 @@ def test_unreadable_skills_are_named_in_one_line_each_and_the_others_still_plan_
         skills_with_unreadable_ones, tmp_path):
     skills = skills_with_unreadable_ones
     run = {"capture_output": True, "text": True}
-    planned = subprocess.run(unprivileged([sys.executable, "-c", "import json, pathlib; from s2l.plan import "
+    planned = subprocess.run(unprivileged([sys.executable, "-c", "import json, pathlib; from s2l.engine.plan import "
                                            f"discover_skills; print(json.dumps(discover_skills(pathlib.Path('{skills}'))[1]))"]),
                              **run)
     assert planned.returncode == 0, planned.stderr

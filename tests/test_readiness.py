@@ -1,4 +1,4 @@
-"""``s2l check-skill``: what a build will make of a skill, said before it runs (s2l.readiness)."""
+"""``s2l check-skill``: what a build will make of a skill, said before it runs (s2l.data.readiness)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_check_skill_says_what_the_teacher_gets_for_a_skill_with_examples_one_wi
 
     report = report_of(result.stdout, bare)
     assert report[0] == "worked examples: 0 with a request"
-    assert "seed search: will look for 3 more worked example(s) (generation.teacher_examples 3), up to 128 answers" \
+    assert "seed search: will look for 3 more worked example(s) (synthesize.teacher_examples 3), up to 128 answers" \
         in report
     assert report[-1].startswith("verdict: ready after a seed search (0 worked example(s)")
 
@@ -87,7 +87,7 @@ def test_with_a_judge_a_skill_without_checks_is_judged_and_enough_examples_need_
     judge = {"backend": "openai", "model": "judge-model", "base_url": "http://127.0.0.1:9/v1", "temperature": 0,
              "top_p": 1, "max_new_tokens": 64}
     result = check_skill(unchecked, ROOT / "skills" / "conventional-commits", tmp_path=tmp_path,
-                         config={"eval": {"judge": judge}, "generation": {"teacher_examples": 2}})
+                         config={"evaluate": {"judge": judge}, "synthesize": {"teacher_examples": 2}})
     assert result.returncode == 0, result.stderr
     assert report_of(result.stdout, unchecked)[-1].startswith("verdict: judged (no machine checks; the judge (openai)")
     shipped = report_of(result.stdout, ROOT / "skills" / "conventional-commits")

@@ -30,9 +30,9 @@ STORED = ("synthesize", "dataset", "train", "evaluate")
 CHAT_TEMPLATE = "chat_template.jinja"
 TINY = {  # smaller still than tests/quick.yaml: this module builds two skills several times, and
     # tests what is rebuilt, not what is learnt, so one answer per request, kept if it ends its turn.
-    "generation": {"train_examples": 6, "eval_examples": 2, "teacher_samples": 1, "filter_by_checks": False},
+    "synthesize": {"train_examples": 6, "eval_examples": 2, "teacher_samples": 1, "filter_by_checks": False},
     # The controls tie every skill's evaluation to the others' builds; test_workflow covers them.
-    "eval": {"max_new_tokens": 12, "batch_size": 16, "samples": 1, "controls": False},
+    "evaluate": {"max_new_tokens": 12, "batch_size": 16, "samples": 1, "controls": False},
     "training": {"max_steps": 1},
 }
 
@@ -97,7 +97,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> P
     shutil.copytree(ROOT / "skills" / "conventional-commits", root / "skills" / SKILLS[0])
     renamed = root / "skills" / SKILLS[0] / "SKILL.md"
     renamed.write_text(renamed.read_text().replace("name: conventional-commits", f"name: {SKILLS[0]}"))
-    settings = {"skills_dir": str(root / "skills"), "cache_dir": str(root / "store"),
+    settings = {"skills_dir": str(root / "skills"), "store_dir": str(root / "store"),
                 "base_model": {"source": str(root / "model"), "id": "SmolLM2-135M-Instruct"}, **TINY}
     (root / "test.yaml").write_text(yaml.safe_dump(settings))
     build(root)
@@ -193,8 +193,8 @@ def test_lora_rank_reruns_training_eval_and_aggregate_only(workdir: Path) -> Non
     assert "adapter in build/adapters" not in restored.stdout
 
 
-def test_generation_setting_reruns_from_generation_on(workdir: Path) -> None:
-    hotter = override(workdir, "hotter", {"generation": {"generator": {"temperature": 1.0}}})
+def test_a_synthesize_setting_reruns_from_synthesize_on(workdir: Path) -> None:
+    hotter = override(workdir, "hotter", {"synthesize": {"generator": {"temperature": 1.0}}})
     assert dry_run(workdir, hotter) == jobs_for(STORED)
     # Planned but never built: with the old setting back, nothing needs doing.
     assert dry_run(workdir) == set()

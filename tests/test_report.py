@@ -1,8 +1,8 @@
-"""The benchmark's account of what generating the data cost (s2l.report), on hand-made usage files."""
+"""The benchmark's account of what generating the data cost (s2l.reports.report), on hand-made usage files."""
 
 from __future__ import annotations
 
-from s2l.report import generation_totals, markdown, summarize
+from s2l.reports.report import generation_totals, markdown, summarize
 
 
 def role(sent: int, hits: int, prompt: int, completion: int, cost: float | None) -> dict:
@@ -75,7 +75,7 @@ def test_the_controls_join_their_skills_rows_and_gaps_count_only_where_they_ran(
 
 
 def test_a_skill_where_every_condition_passes_nothing_is_uninformative_not_a_match() -> None:
-    from s2l.report import summarize
+    from s2l.reports.report import summarize
 
     zero = eval_report("all-zero", {"no_skill": 0.0, "skill_in_context": 0.0, "adapter": 0.0}, (0.0, 0.0))
     good = eval_report("learnt", {"no_skill": 0.0, "skill_in_context": 0.1, "adapter": 0.5}, (0.2, 0.6))
@@ -89,7 +89,7 @@ def test_a_skill_where_every_condition_passes_nothing_is_uninformative_not_a_mat
 
 
 def test_the_eval_markdown_shows_rates_and_answers_side_by_side() -> None:
-    from s2l.report import eval_markdown
+    from s2l.reports.report import eval_markdown
 
     report = eval_report("learnt", {"no_skill": 0.0, "skill_in_context": 0.1, "adapter": 0.5}, (0.2, 0.6))
     report["prompts"] = {"held_out": 1, "evals": 1}
@@ -122,7 +122,7 @@ def test_the_eval_markdown_shows_rates_and_answers_side_by_side() -> None:
 def test_a_build_ends_with_the_result_in_one_sentence_and_where_the_report_is() -> None:
     from pathlib import Path
 
-    from s2l.report import result_sentence
+    from s2l.reports.report import result_sentence
 
     report = eval_report("commits", {"no_skill": 0.0, "skill_in_context": 0.1, "adapter": 0.56}, (0.3, 0.8))
     report["prompts"] = {"held_out": 2, "evals": 2}

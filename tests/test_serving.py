@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from s2l.serving import vllm_lora_problems, vllm_max_lora_rank
-from s2l.config import default_config
+from s2l.engine.config import default_config
+from s2l.models.serving import vllm_lora_problems, vllm_max_lora_rank
 
 
 def save_adapter(folder: Path, **lora: object) -> Path:

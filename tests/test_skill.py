@@ -1,4 +1,4 @@
-"""Skill parsing and validation: s2l.skill."""
+"""Skill parsing and validation: s2l.skills.skill."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from s2l.checks import failed_checks
-from s2l.skill import SkillError, check_skill_key, is_valid_skill_key, load_skill, skill_sha256
+from s2l.skills.checks import failed_checks
+from s2l.skills.skill import SkillError, check_skill_key, is_valid_skill_key, load_skill, skill_sha256
 
 SKILLS_DIR = Path(__file__).parent.parent / "skills"
 SHIPPED = sorted(path.parent.name for path in SKILLS_DIR.glob("*/SKILL.md"))
@@ -396,7 +396,7 @@ def test_an_eval_cases_files_are_read_and_hashed_with_the_skill(tmp_path):
     skill = load_skill(folder)
     assert skill.evals[0]["file_texts"] == {"evals/files/app.py": "def add(a, b):\n    return a + b\n"}
     # The model gets the file with the prompt, under its path.
-    from s2l.evaluate import eval_prompts
+    from s2l.reports.evaluate import eval_prompts
 
     assert eval_prompts(skill, [])[0].request == (
         "Say ok.\n\nFile evals/files/app.py:\n```\ndef add(a, b):\n    return a + b\n```")

@@ -1,5 +1,5 @@
-"""Stage specs and plan keys: s2l.specs. Which specs a config change touches is written out by hand
-here, from what each stage reads, not derived from the tables in s2l/specs.py."""
+"""Stage specs and plan keys: s2l.engine.specs. Which specs a config change touches is written out by hand
+here, from what each stage reads, not derived from the tables in s2l/engine/specs.py."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s2l.config import merge_config, validated
+from s2l.engine.config import merge_config, validated
+from s2l.engine.specs import plan_specs, read_spec, write_if_changed
 from s2l.schemas import SchemaError
-from s2l.specs import plan_specs, read_spec, write_if_changed
 
 CONFIG = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text(encoding="utf-8"))
 OLD = 1_000_000_000_000_000_000  # 2001-09-09, in ns
@@ -90,7 +90,7 @@ def test_lora_rank_changes_training_and_what_reads_the_adapter():
 
 def test_generation_setting_changes_everything_from_synthesis_on():
     def edit(config):
-        config["generation"]["generator"]["temperature"] = 1.0
+        config["synthesize"]["generator"]["temperature"] = 1.0
 
     expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (expected, expected)
@@ -120,7 +120,7 @@ def test_minimum_record_counts_rerun_the_dataset_check_only():
 
 def test_a_longer_teacher_budget_rechecks_the_context_and_regenerates():
     def edit(config):
-        config["generation"]["teacher"]["max_new_tokens"] = 256
+        config["synthesize"]["teacher"]["max_new_tokens"] = 256
 
     regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)
@@ -130,7 +130,7 @@ def test_settings_no_stage_reads_change_nothing():
     def edit(config):
         config["offline"] = not config["offline"]
         config["store"] = "write"
-        config["cache_dir"] = "elsewhere"
+        config["store_dir"] = "elsewhere"
 
     assert changes(edit) == (set(), set())
 
@@ -158,7 +158,7 @@ def test_each_skill_is_controlled_by_the_next_skills_adapter_and_the_shared_one(
 
 def test_switching_the_controls_off_drops_them_and_touches_no_evaluation():
     def edit(config):
-        config["eval"]["controls"] = False
+        config["evaluate"]["controls"] = False
 
     config = copy.deepcopy(CONFIG)
     edit(config)
@@ -194,18 +194,18 @@ def test_a_non_boolean_strict_names_the_key():
 def test_nested_numbers_given_on_the_command_line_are_read_as_numbers():
     from snakemake.cli import parse_config
 
-    given = parse_config(["lora={r: 8, alpha: 16.5}", "generation={seed_search: {temperatures: [0.5, 1]}}"])
+    given = parse_config(["lora={r: 8, alpha: 16.5}", "synthesize={seed_search: {temperatures: [0.5, 1]}}"])
     assert given["lora"] == {"r": "8", "alpha": "16.5"}  # what Snakemake hands over: strings
     config = validated(merge_config(CONFIG, given))
     assert config["lora"]["r"] == 8 and config["lora"]["alpha"] == 16.5
-    assert config["generation"]["seed_search"]["temperatures"] == [0.5, 1]
+    assert config["synthesize"]["seed_search"]["temperatures"] == [0.5, 1]
     with pytest.raises(SchemaError, match=r"\$\.training\.epochs"):
         validated(merge_config(CONFIG, parse_config(["training={epochs: three}"])))
 
 
 def test_switching_check_filtering_off_changes_the_synthesis_key():
     def edit(config):
-        config["generation"]["filter_by_checks"] = False
+        config["synthesize"]["filter_by_checks"] = False
 
     expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (expected, expected)
@@ -213,7 +213,7 @@ def test_switching_check_filtering_off_changes_the_synthesis_key():
 
 def test_more_teacher_examples_recheck_the_context_and_regenerate():
     def edit(config):
-        config["generation"]["teacher_examples"] = 5
+        config["synthesize"]["teacher_examples"] = 5
 
     regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)
@@ -224,7 +224,7 @@ ENDPOINT = {"backend": "openai", "model": "gpt-x", "base_url": "https://api.exam
 
 
 def with_endpoint_teacher(config: dict) -> None:
-    config["generation"]["teacher"].update(copy.deepcopy(ENDPOINT))
+    config["synthesize"]["teacher"].update(copy.deepcopy(ENDPOINT))
 
 
 def test_switching_the_teacher_to_an_endpoint_regenerates_and_the_key_variable_is_in_no_spec():
@@ -234,14 +234,14 @@ def test_switching_the_teacher_to_an_endpoint_regenerates_and_the_key_variable_i
     with_endpoint_teacher(config)
     synthesize = plan(config)["alpha/synthesize"]
     assert synthesize["connections"] == {"teacher": ENDPOINT["connection"]}
-    assert "connection" not in synthesize["config"]["generation"]["teacher"]
-    assert config["generation"]["teacher"]["connection"] == ENDPOINT["connection"]  # the config is left whole
+    assert "connection" not in synthesize["config"]["synthesize"]["teacher"]
+    assert config["synthesize"]["teacher"]["connection"] == ENDPOINT["connection"]  # the config is left whole
 
 
 def test_how_an_endpoint_is_reached_changes_no_key():
     def edit(config):
         with_endpoint_teacher(config)
-        config["generation"]["teacher"]["connection"] = {"api_key_env": "OTHER_KEY", "max_concurrency": 32,
+        config["synthesize"]["teacher"]["connection"] = {"api_key_env": "OTHER_KEY", "max_concurrency": 32,
                                                          "max_retries": 2, "timeout": 30}
 
     before = copy.deepcopy(CONFIG)
@@ -257,7 +257,28 @@ def test_another_endpoint_model_regenerates():
     before = copy.deepcopy(CONFIG)
     with_endpoint_teacher(before)
     after = copy.deepcopy(before)
-    after["generation"]["teacher"]["model"] = "gpt-y"
+    after["synthesize"]["teacher"]["model"] = "gpt-y"
     planned, replanned = plan(before), plan(after)
     expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
     assert {name for name in planned if planned[name]["key"] != replanned[name]["key"]} == expected
+
+
+def test_old_key_names_are_read_under_their_new_ones_with_a_warning(capsys):
+    from snakemake.cli import parse_config
+
+    given = parse_config(["eval={controls: false}", "export={merged: true}", "cache_dir=/tmp/old-store",
+                          "generation={teacher: {temperature: 0.3}}"])
+    config = validated(merge_config(CONFIG, given))
+    assert config["evaluate"]["controls"] is False and config["evaluate"]["samples"] == CONFIG["evaluate"]["samples"]
+    assert config["merge"] == {"enabled": True}
+    assert config["store_dir"] == "/tmp/old-store"
+    assert config["synthesize"]["teacher"]["temperature"] == 0.3
+    assert config["synthesize"]["teacher"]["max_new_tokens"] == CONFIG["synthesize"]["teacher"]["max_new_tokens"]
+    assert not {"eval", "export", "cache_dir", "generation"} & set(config)
+    warned = capsys.readouterr().err
+    for old, new in (("eval", "evaluate"), ("export.merged", "merge.enabled"), ("cache_dir", "store_dir"),
+                     ("generation", "synthesize")):
+        assert f"config key {old} is now {new}" in warned
+    assert plan_specs(config, SKILLS, MODEL) == plan_specs(validated(merge_config(CONFIG, {
+        "evaluate": {"controls": False}, "merge": {"enabled": True}, "store_dir": "/tmp/old-store",
+        "synthesize": {"teacher": {"temperature": 0.3}}})), SKILLS, MODEL)

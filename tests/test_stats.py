@@ -1,8 +1,8 @@
-"""Bootstrap intervals over prompts (s2l.stats), against what binomial arithmetic expects."""
+"""Bootstrap intervals over prompts (s2l.reports.stats), against what binomial arithmetic expects."""
 
 import pytest
 
-from s2l.stats import bootstrap, paired_difference
+from s2l.reports.stats import bootstrap, paired_difference
 
 
 def test_a_fair_coin_over_40_prompts_has_the_binomial_width():

@@ -1,4 +1,4 @@
-"""The content-addressed store (s2l.store) and content hashes (s2l.hashing), on real files and processes."""
+"""The content-addressed store (s2l.engine.store) and content hashes (s2l.engine.hashing), on real files and processes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from s2l.hashing import content_sha256, remembered_sha256, stat_stamp
-from s2l.store import MANIFEST, Store
+from s2l.engine.hashing import content_sha256, remembered_sha256, stat_stamp
+from s2l.engine.store import MANIFEST, Store
 
 KEY = "ab" + "0" * 62
 

@@ -1,4 +1,4 @@
-"""Rejection sampling with the real embedded model (s2l.synthetic): what the teacher keeps and sees."""
+"""Rejection sampling with the real embedded model (s2l.data.synthetic): what the teacher keeps and sees."""
 
 from __future__ import annotations
 
@@ -11,16 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from s2l.checks import failed_checks
-from s2l.config import default_config
-from s2l.endpoint import Connection, OpenAIBackend
-from s2l.form import skill_form
-from s2l.generation import LocalBackend, Sampling
-from s2l.judge import Judge
-from s2l.overlap import word_ngrams
-from s2l.request_cache import RequestCache
-from s2l.skill import load_skill
-from s2l.synthetic import (
+from s2l.data.form import skill_form
+from s2l.data.synthetic import (
     Grader,
     Role,
     SeedSearch,
@@ -33,6 +25,15 @@ from s2l.synthetic import (
     teacher_conversation,
     worked_examples,
 )
+from s2l.engine.config import default_config
+from s2l.models.backend import Sampling
+from s2l.models.endpoint import Connection, OpenAIBackend
+from s2l.models.generation import LocalBackend
+from s2l.models.judge import Judge
+from s2l.models.request_cache import RequestCache
+from s2l.skills.checks import failed_checks
+from s2l.skills.overlap import word_ngrams
+from s2l.skills.skill import load_skill
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL = load_skill(ROOT / "skills" / "conventional-commits")
@@ -47,6 +48,8 @@ REQUESTS = [
     "Upgraded the requests dependency to 2.32 to pick up a security fix.",
 ]
 SEEDS = worked_examples(SKILL)
+# The real model writing at length (15-45 s each): `make test` runs these, a plain `pytest` leaves them out.
+LONG = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +118,7 @@ def test_an_answer_that_repeats_the_skill_text_is_never_accepted(model, tokenize
             assert answer.samples == 2  # a copy never ends the search
 
 
+@LONG
 def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tokenizer):
     # google-docstrings' examples are functions answered by docstrings: the generator writes functions
     # (it used to write prose about them) and the teacher's answers open with the docstring's quotes.
@@ -153,6 +157,7 @@ def test_a_skill_that_shows_no_request_gets_requests_for_its_task_on_a_described
     assert len(set(changes)) == 4
 
 
+@LONG
 def test_a_calibrated_opening_is_the_one_the_request_calls_for_not_the_models_favourite(model, tokenizer):
     # After conventional-commits' two examples the model puts most weight on `feat` whatever the change;
     # calibrated against a request that says nothing, a rename opens as `refactor` and new tests as `test`.
@@ -176,6 +181,7 @@ def test_a_calibrated_opening_is_the_one_the_request_calls_for_not_the_models_fa
     assert len(set(answer_starts(form, backend, vague, rng=random.Random(0)))) > 1
 
 
+@LONG
 def test_a_seed_search_finds_passing_seeds_for_a_skill_that_shows_no_example(model, tokenizer):
     """Without a worked example the 135M teacher passed 0 of 128 conventional-commits answers; held to
     the openings the header check allows (the type, chosen by likelihood), the search finds seeds."""
@@ -230,6 +236,7 @@ class ScriptedJudge(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
 
+@LONG
 def test_the_judge_filters_the_answers_of_a_skill_without_checks(model, tokenizer, tmp_path):
     server = ScriptedJudge()
     threading.Thread(target=server.serve_forever, daemon=True).start()

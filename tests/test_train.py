@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from families import TINY_BASES, save_tiny_base
 
-from s2l.train import select_precision
+from s2l.training.train import select_precision
 
 ANSWERS = ["feat: add x", "fix(parser): handle an empty line at the end of a file without a newline",
            "docs: explain\n\nA longer body that spans\nseveral lines of text.", "chore: bump"]
@@ -35,7 +35,7 @@ def test_nf4_without_cuda_and_unknown_settings_are_errors() -> None:
 def test_a_4bit_base_is_nf4_with_double_quantisation_and_bf16_compute() -> None:
     from transformers import BitsAndBytesConfig
 
-    from s2l.train import nf4_settings
+    from s2l.training.train import nf4_settings
 
     assert nf4_settings(select_precision("auto", cuda_available=False)) is None
     assert nf4_settings(select_precision("none", cuda_available=True)) is None
@@ -47,7 +47,7 @@ def test_a_4bit_base_is_nf4_with_double_quantisation_and_bf16_compute() -> None:
 def test_cuda_trains_with_a_paged_8bit_adamw_and_activation_checkpointing(tmp_path) -> None:
     from transformers import Trainer, TrainingArguments
 
-    from s2l.train import device_arguments
+    from s2l.training.train import device_arguments
 
     cuda = device_arguments(select_precision("auto", cuda_available=True))
     assert cuda == {"optim": "paged_adamw_8bit", "activation_checkpointing": True, "bf16": True}
@@ -64,7 +64,7 @@ def test_cuda_trains_with_a_paged_8bit_adamw_and_activation_checkpointing(tmp_pa
 def test_the_adapter_config_names_the_hub_base_and_lists_target_modules_in_one_order(tmp_path) -> None:
     import json
 
-    from s2l.train import finish_adapter_config
+    from s2l.training.train import finish_adapter_config
 
     config = tmp_path / "adapter_config.json"
     written = {"r": 16, "target_modules": ["v_proj", "q_proj", "down_proj"], "peft_type": "LORA",
@@ -99,9 +99,9 @@ def test_a_packed_batch_has_the_loss_of_its_examples_taken_one_at_a_time(base_mo
     import torch
     from transformers import AutoModelForCausalLM, DataCollatorWithFlattening
 
-    from s2l.chat import supervised_ids
-    from s2l.model import load_tokenizer
-    from s2l.train import answer_only_loss, load_train_split
+    from s2l.models.chat import supervised_ids
+    from s2l.models.model import load_tokenizer
+    from s2l.training.train import answer_only_loss, load_train_split
 
     model_dir = base_model_dir if family == "smollm2" else save_tiny_base(base_model_dir, family, tmp_path / family)
     tokenizer = load_tokenizer(model_dir)
@@ -123,7 +123,7 @@ def test_a_packed_batch_has_the_loss_of_its_examples_taken_one_at_a_time(base_mo
 
 
 def test_the_newest_complete_checkpoint_is_resumed(tmp_path: Path) -> None:
-    from s2l.train import last_checkpoint
+    from s2l.training.train import last_checkpoint
 
     assert last_checkpoint(tmp_path) is None
     for step, state in ((10, "{}"), (20, "{}"), (30, None), (40, '{"global_st')):

@@ -22,10 +22,10 @@ import yaml
 from datasets import load_dataset
 from workflow_helpers import ROOT, scheduled_jobs, snakemake
 
-from s2l.dataset import record_features
-from s2l.evaluate import sha256_text
+from s2l.data.dataset import record_features
+from s2l.models.serving import vllm_lora_problems
+from s2l.reports.evaluate import sha256_text
 from s2l.schemas import validate
-from s2l.serving import vllm_lora_problems
 
 # The shipped skill the whole chain runs on here. A quick chain costs 4-6 minutes on 2 cores, too much
 # to pay for every shipped skill in a 30-minute suite: the others are checked without the model
@@ -84,7 +84,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> P
         f"{n}. Rule {n}: the scope names the module touched, in lower case, and never the ticket number." for n in
         range(700)))
     # The session's prepared model serves as a local model folder source (the GGUF path is tested too).
-    overrides = {"skills_dir": str(skills), "cache_dir": str(root / "store"),
+    overrides = {"skills_dir": str(skills), "store_dir": str(root / "store"),
                  "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"}}
     (root / "test.yaml").write_text(yaml.safe_dump(overrides))
     return root
@@ -183,7 +183,7 @@ def test_other_skills_still_build_every_artefact(workdir: Path, first_build: sub
 
 
 def test_nothing_the_evaluation_scores_reaches_the_teacher_or_training(workdir: Path, first_build) -> None:
-    from s2l.overlap import NearDuplicates
+    from s2l.skills.overlap import NearDuplicates
 
     build = workdir / "build"
     for key in GOOD:
@@ -291,8 +291,8 @@ def test_adapter_loads_with_peft_and_scores_as_in_its_eval_report(workdir: Path,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from s2l.chat import conversation
-    from s2l.scoring import answer_nll
+    from s2l.models.chat import conversation
+    from s2l.models.scoring import answer_nll
 
     report = json.loads((workdir / "build" / "eval" / f"{GOOD[0]}.json").read_text())
     case = next(c for c in json.loads((ROOT / "skills" / GOOD[0] / "evals" / "evals.json").read_text())["evals"])
@@ -365,7 +365,7 @@ def test_editing_one_skill_schedules_its_chain_the_shared_adapter_and_the_contro
     skill_md.write_text(original + "\nPrefer the narrowest scope that fits.\n")
     try:
         dry_run = snakemake(workdir, "-n")
-        alone = snakemake(workdir, "-n", f"build/eval/{GOOD[0]}.json", "--config", "eval={controls: false}")
+        alone = snakemake(workdir, "-n", f"build/eval/{GOOD[0]}.json", "--config", "evaluate={controls: false}")
     finally:
         skill_md.write_text(original)  # the other tests read the build as it was
     assert dry_run.returncode == 0
@@ -412,7 +412,7 @@ def slurm_snakemake(workdir: Path, cluster, *args: str,
 def slurm_workdir(workdir: Path, first_build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("on-slurm")
     config = yaml.safe_load((workdir / "test.yaml").read_text())  # the same skills and store
-    (root / "test.yaml").write_text(yaml.safe_dump({**config, "model_threads": 2, "eval": {"controls": False}}))
+    (root / "test.yaml").write_text(yaml.safe_dump({**config, "model_threads": 2, "evaluate": {"controls": False}}))
     return root
 
 

@@ -1,0 +1,180 @@
+"""Generation backends. ``local``: batched in-process generation with the prepared model; ``openai``
+(s2l/models/endpoint.py): any OpenAI-compatible endpoint. Both count what they did in a ``Usage``."""
+
+from __future__ import annotations
+
+import copy
+import time
+from functools import cached_property
+
+import torch
+from tqdm import tqdm
+from transformers import DynamicCache, LogitsProcessorList
+
+from s2l.models.backend import Completion, Sampling, Usage
+from s2l.models.chat import Message, prompt_ids, stop_token_ids
+from s2l.models.constrain import CheckConstraint, HeldToChecks, token_texts
+
+# A shared prompt prefix shorter than this is not worth a separate cached forward pass.
+MIN_CACHED_PREFIX = 16
+
+
+def earlier_turns(messages: list[Message]) -> tuple[tuple[str, str], ...]:
+    """A conversation's turns before its last, as a key."""
+    return tuple((message["role"], message["content"]) for message in messages[:-1])
+
+
+def common_prefix_length(sequences: list[list[int]]) -> int:
+    """Length of the longest prefix all sequences share, leaving each at least one token."""
+    limit = min(len(s) for s in sequences) - 1
+    length = 0
+    while length < limit and all(s[length] == sequences[0][length] for s in sequences):
+        length += 1
+    return length
+
+
+class PrefixCache:
+    """Key/value cache of a prompt prefix shared by a batch (the skill text, the system prompt).
+
+    On a 2-core CPU the prefill of a ~550-token SKILL.md dominates generation; computing it once
+    and copying it into every row makes skill-in-context generation and scoring several times faster.
+    """
+
+    def __init__(self, model, sequences: list[list[int]]) -> None:
+        self.length = common_prefix_length(sequences)
+        self._cache: DynamicCache | None = None
+        if self.length >= MIN_CACHED_PREFIX:
+            self._cache = DynamicCache()
+            with torch.inference_mode():
+                model(input_ids=torch.tensor([sequences[0][: self.length]], device=model.device), cache=self._cache)
+        else:
+            self.length = 0
+
+    def for_batch(self, rows: int) -> DynamicCache | None:
+        if self._cache is None:
+            return None
+        cache = copy.deepcopy(self._cache)
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
+def pad_after_prefix(sequences: list[list[int]], prefix: int, pad: int,
+                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad each row between the shared prefix and its own suffix, so rows end together; the ids and
+    the attention mask are made on ``device`` (the model's).
+
+    Position ids follow the attention mask, so the gap of padding shifts no position.
+    """
+    width = max(len(s) for s in sequences)
+    ids, mask = [], []
+    for s in sequences:
+        gap = width - len(s)
+        ids.append(s[:prefix] + [pad] * gap + s[prefix:])
+        mask.append([1] * prefix + [0] * gap + [1] * (len(s) - prefix))
+    return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+
+
+class LocalBackend:
+    """Batched generation with a transformers model held in this process."""
+
+    def __init__(self, model, tokenizer, model_id: str, batch_size: int = 16) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.usage = Usage()
+        self.stops = stop_token_ids(tokenizer)
+
+    @torch.inference_mode()
+    def complete(
+        self, conversations: list[list[Message]], sampling: Sampling, seed: int, desc: str = "",
+        answer_start: str | list[str] = "", stop: str = "", json_schema: dict | None = None,
+        constraint: CheckConstraint | None = None,
+    ) -> list[Completion]:
+        started = time.monotonic()
+        starts = [answer_start] * len(conversations) if isinstance(answer_start, str) else answer_start
+        encoded = [prompt_ids(self.tokenizer, messages) +
+                   (self.tokenizer(start, add_special_tokens=False)["input_ids"] if start else [])
+                   for messages, start in zip(conversations, starts)]
+        prefix = PrefixCache(self.model, encoded)
+        # Batch prompts of similar length together so little compute goes to padding.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        results: list[Completion | None] = [None] * len(encoded)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        with tqdm(total=len(encoded), desc=desc or "generate", unit="answer") as bar:
+            for number, batch in enumerate(batches):
+                torch.manual_seed(seed + number)
+                for index, completion in zip(batch, self._generate([encoded[i] for i in batch], prefix, sampling,
+                                                                   [starts[i] for i in batch], stop, constraint)):
+                    results[index] = completion
+                bar.update(len(batch))
+        self.usage.requests += len(results)
+        self.usage.sent += len(results)
+        self.usage.add(results, started)  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]
+
+    def opening_scores(self, conversations: list[list[Message]], openings: tuple[str, ...],
+                       calibrated: bool = False) -> list[list[float]]:
+        """Uncalibrated, a small model's prior decides: after conventional-commits' worked examples
+        SmolLM2-135M puts 0.69-0.99 on ``feat`` for every commit (a README edit, new tests, a version
+        bump); calibrated, a rename scores highest as ``refactor`` and new tests as ``test``."""
+        from s2l.models.scoring import answer_nll
+
+        asked = list(conversations)
+        if calibrated:
+            # One request that says nothing per distinct set of earlier turns (one per round, in practice).
+            empty = {earlier_turns(messages): [*messages[:-1], {"role": "user", "content": ""}]
+                     for messages in conversations}
+            asked += list(empty.values())
+        pairs = [(messages, opening) for messages in asked for opening in openings]
+        nll = answer_nll(self.model, self.tokenizer, [m for m, _ in pairs], [o for _, o in pairs], self.batch_size,
+                         whole=False)
+        rows = [[-value for value in nll[n * len(openings):(n + 1) * len(openings)]] for n in range(len(asked))]
+        if calibrated:
+            baseline = dict(zip(empty, rows[len(conversations):]))
+            rows = [[score - prior for score, prior in zip(row, baseline[earlier_turns(messages)])]
+                    for row, messages in zip(rows, conversations)]
+        return rows[:len(conversations)]
+
+    @cached_property
+    def token_texts(self) -> list[str]:
+        return token_texts(self.tokenizer)
+
+    def _generate(
+        self, prompts: list[list[int]], prefix: PrefixCache, sampling: Sampling, answer_starts: list[str], stop: str,
+        constraint: CheckConstraint | None = None,
+    ) -> list[Completion]:
+        pad, stops = self.tokenizer.pad_token_id, self.stops
+        input_ids, attention_mask = pad_after_prefix(prompts, prefix.length, pad, self.model.device)
+        sample = sampling.temperature > 0
+        held = [HeldToChecks(constraint, self.tokenizer, self.token_texts, input_ids.shape[1], answer_starts,
+                             stops)] if constraint else []
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            cache=prefix.for_batch(len(prompts)),
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sample,
+            temperature=sampling.temperature if sample else None,
+            top_p=sampling.top_p if sample else None,
+            top_k=None,
+            pad_token_id=pad,
+            eos_token_id=stops[0] if len(stops) == 1 else stops,
+            logits_processor=LogitsProcessorList(held),
+            # A row that reached ``stop`` is done: the batch ends when every row is, not at the budget.
+            **({"stop_strings": [stop], "tokenizer": self.tokenizer} if stop else {}),
+        )
+        completions = []
+        for prompt, answer_start, row in zip(prompts, answer_starts, output[:, input_ids.shape[1] :].tolist()):
+            end = next((index for index, token in enumerate(row) if token in stops), None)
+            stopped = end is not None
+            tokens = row[:end] if stopped else row
+            completions.append(
+                Completion(
+                    text=(answer_start + self.tokenizer.decode(tokens, skip_special_tokens=True)).strip(),
+                    finish_reason="stop" if stopped else "length",
+                    prompt_tokens=len(prompt),
+                    completion_tokens=len(tokens) + int(stopped),
+                )
+            )
+        return completions
