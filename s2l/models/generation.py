@@ -1,5 +1,6 @@
-"""Generation backends. ``local``: batched in-process generation with the prepared model; ``openai``
-(s2l/models/endpoint.py): any OpenAI-compatible endpoint. Both count what they did in a ``Usage``."""
+"""The ``local`` generation backend: batched in-process generation with the prepared model, a shared
+prompt prefix computed once, decoding held to a skill's checks. What every backend takes and gives,
+this one and the ``openai`` one (s2l/models/endpoint.py), is in s2l/models/backend.py."""
 
 from __future__ import annotations
 
