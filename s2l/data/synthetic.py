@@ -113,9 +113,9 @@ class TeacherSettings:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TeacherSettings:
-        generation, dataset = config["synthesize"], config["dataset"]
-        return cls(generation["teacher_examples"], generation["teacher_samples"], generation["filter_by_checks"],
-                   dataset["copy_ngram_words"], dataset["max_shape_share"], generation["hold_to_checks"])
+        synthesis, dataset = config["synthesize"], config["dataset"]
+        return cls(synthesis["teacher_examples"], synthesis["teacher_samples"], synthesis["filter_by_checks"],
+                   dataset["copy_ngram_words"], dataset["max_shape_share"], synthesis["hold_to_checks"])
 
     def constraint(self, skill: Skill) -> CheckConstraint | None:
         """What the teacher's decoding is held to: the skill's anchored checks, when answers are filtered

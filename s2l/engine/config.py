@@ -69,20 +69,17 @@ def renamed(config: dict[str, Any]) -> dict[str, Any]:
     what the new one holds (the defaults sit there), and a warning on stderr per key."""
     config = dict(config)
     for old, new in RENAMED_KEYS.items():
-        parent = config.get(old[0])
-        if len(old) == 2:
-            if not isinstance(parent, dict) or old[1] not in parent:
-                continue
-            value = {new[1]: parent[old[1]]}
-            rest = {name: item for name, item in parent.items() if name != old[1]}
-            if rest:
-                config[old[0]] = rest
-            else:
-                del config[old[0]]
-        elif old[0] in config:
-            value = config.pop(old[0])
-        else:
+        nested = len(old) == 2
+        holder = config.get(old[0]) if nested else config
+        if not isinstance(holder, dict) or old[-1] not in holder:
             continue
+        if nested:
+            holder = config[old[0]] = dict(holder)  # a copy: the caller's section stays whole
+        value = holder.pop(old[-1])
+        if nested:
+            if not holder:
+                del config[old[0]]
+            value = {new[1]: value}
         current = config.get(new[0])
         config[new[0]] = merge_config(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
         print(f"warning: config key {'.'.join(old)} is now {'.'.join(new)}; read as {'.'.join(new)} "
