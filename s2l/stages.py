@@ -162,12 +162,11 @@ def role_price(spec: dict[str, Any], name: str) -> dict[str, float] | None:
     return spec.get("connections", {}).get(name, {}).get("price_per_million_tokens")
 
 
-def role_backends(spec: dict[str, Any], model: Path, store_dir: Path) -> dict[str, tuple[Any, Any]]:
+def role_backends(spec: dict[str, Any], model: Path, store_dir: Path, threads: int) -> dict[str, tuple[Any, Any]]:
     """(backend, Role) for the generator and the teacher, each its own backend so each is accounted
-    for apart; local roles share one loaded model, which is loaded only if some role is local."""
+    for apart; local roles share one loaded model on the configured engine, loaded only if some role is local."""
     from s2l.data.synthetic import Role
     from s2l.engine.config import ENDPOINT_ROLES
-    from s2l.models.generation import LocalBackend
 
     synthesis = spec["config"]["synthesize"]
     local = None
@@ -179,13 +178,30 @@ def role_backends(spec: dict[str, Any], model: Path, store_dir: Path) -> dict[st
             role = Role(**settings)
         else:
             if local is None:
-                from s2l.models.model import load_model, load_tokenizer
-
-                local = load_model(model), load_tokenizer(model), base_model_provenance(model)["model_id"]
-            backend = LocalBackend(*local, synthesis["batch_size"])
-            role = Role(**{**settings, "model": local[2]})
+                local = local_model(synthesis["engine"], model, threads)
+            backend = local[0](synthesis["batch_size"])
+            role = Role(**{**settings, "model": local[1]})
         backends[name] = backend, role
     return backends
+
+
+def local_model(engine: str, model: Path, threads: int) -> tuple[Callable[[int], Any], str]:
+    """(a backend for a batch size, the model id) on ``engine``: each role gets its own backend (its
+    own usage), all on the one model loaded here."""
+    from s2l.models.model import load_tokenizer, read_manifest
+
+    manifest = read_manifest(model)
+    tokenizer = load_tokenizer(model)
+    if engine == "llama.cpp":
+        from s2l.models.llamacpp import LlamaCppModel
+
+        loaded = LlamaCppModel(Path(manifest["weights"]), tokenizer, manifest["model_id"], threads)
+        return loaded.backend, manifest["model_id"]
+    from s2l.models.generation import LocalBackend
+    from s2l.models.model import load_model
+
+    weights = load_model(model)
+    return (lambda batch_size: LocalBackend(weights, tokenizer, manifest["model_id"], batch_size)), manifest["model_id"]
 
 
 def synthesis_judge(spec: dict[str, Any], roles: dict[str, tuple[Any, Any]], model: Path, store_dir: Path):
@@ -215,7 +231,7 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_fi
         synthesis, seed = settings["synthesize"], settings["seed"]
         skill = read_parsed_skill(skill_file)
         store_dir = run.store_dir or DEFAULT_STORE_DIR
-        roles = role_backends(spec, model, store_dir)
+        roles = role_backends(spec, model, store_dir, threads)
         judge = synthesis_judge(spec, roles, model, store_dir)
         if not skill.checks and judge is None:
             print(f"warning: skill {skill.key}: no machine checks in evals/evals.json and no judge (evaluate.judge): the "
@@ -233,7 +249,9 @@ def synthesize(run: StageRun, skill_file: Path, model: Path, out: Path, usage_fi
             judge=judge,
         )
         count = write_jsonl(out, records)
-        usage = {name: {"backend": role.backend, "model": role.model, **backend.usage.summary(role_price(spec, name))}
+        usage = {name: {"backend": role.backend, "model": role.model,
+                        **({"engine": synthesis["engine"]} if role.backend == "local" else {}),
+                        **backend.usage.summary(role_price(spec, name))}
                  for name, (backend, role) in roles.items()}
         if judge is not None:
             usage["judge"] = {"backend": judge.backend_name, "model": judge.backend.model_id,

@@ -49,3 +49,23 @@ def model(base_model_dir: Path):
     from s2l.models.model import load_model
 
     return load_model(base_model_dir)
+
+
+@pytest.fixture(scope="session")
+def llama_model(tokenizer):
+    """The embedded GGUF loaded in llama.cpp (the llama.cpp engine), with the prepared model's tokenizer."""
+    from s2l.engine.source import resolve_source
+    from s2l.models.llamacpp import LlamaCppModel
+
+    return LlamaCppModel(resolve_source(EMBEDDED_MODEL).weights, tokenizer, "SmolLM2-135M-Instruct", threads=2)
+
+
+@pytest.fixture(params=["transformers", "llama.cpp"])
+def local_backend(request, tokenizer):
+    """A local backend for a batch size, on each engine in turn."""
+    if request.param == "llama.cpp":
+        return request.getfixturevalue("llama_model").backend
+    from s2l.models.generation import LocalBackend
+
+    model = request.getfixturevalue("model")
+    return lambda batch_size: LocalBackend(model, tokenizer, "SmolLM2-135M-Instruct", batch_size)

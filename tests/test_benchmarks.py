@@ -18,6 +18,7 @@ from s2l.engine.pipeline import CHAIN_STAGES, MODEL
 
 BENCHMARKS = ROOT / "benchmarks"
 TINY_RUNS = {"rebuild_overhead.py", "foreign_table.py", "readme_tables.py", "stage_times.py", "sweep.py",
+             "engine_throughput.py",
              "train_throughput.py", "endpoint_throughput.py"}
 
 
@@ -103,3 +104,11 @@ def test_endpoint_throughput_measures_both_backends(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "e.json").read_text())
     assert [row["max_concurrency"] for row in result["endpoint"]] == [1, 4, 16]
     assert [row["batch_size"] for row in result["local"]] == [16, 1]
+
+
+def test_engine_throughput_measures_both_engines_on_the_same_prompts(tmp_path: Path) -> None:
+    run_script("engine_throughput.py", "--requests", "2", "--max-new-tokens", "8", "--json", tmp_path / "e.json")
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert [row["engine"] for row in result["engines"]] == ["transformers", "llama.cpp"]
+    assert all(row["answers"] == 2 and row["completion_tokens"] > 0 for row in result["engines"])
+    assert result["tokens_per_second_ratio"] > 0

@@ -8,7 +8,6 @@ from pathlib import Path
 from s2l.data.synthetic import teacher_conversation
 from s2l.models.backend import Sampling
 from s2l.models.constrain import CheckConstraint
-from s2l.models.generation import LocalBackend
 from s2l.skills.checks import failed_checks
 from s2l.skills.skill import load_skill
 
@@ -48,10 +47,11 @@ def test_an_answer_so_far_may_go_on_only_while_it_can_still_match():
     assert ignoring_case.may_become("scen") and not ignoring_case.may_become("Given")
 
 
-def test_the_held_model_writes_only_answers_the_check_allows(model, tokenizer):
+def test_the_held_model_writes_only_answers_the_check_allows(local_backend):
     """SmolLM2-135M shown only the SKILL.md writes prose, not the object (a seed search found none of
-    128); held, every answer that ends is the object, and the type and preview are still its choice."""
-    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    128); held, every answer that ends is the object, and the type and preview are still its choice.
+    On both engines: llama.cpp's samples in its own loop, held by the same rule."""
+    backend = local_backend(8)
     conversations = [teacher_conversation(BRANCHES, ticket) for ticket in TICKETS for _ in range(2)]
     sampling = Sampling(temperature=0.7, top_p=0.95, max_new_tokens=64)
     free = backend.complete(conversations, sampling, seed=0)
@@ -86,10 +86,10 @@ def test_an_answer_ends_where_its_check_ends_the_answer_not_a_line():
     assert not CheckConstraint.of_checks([OBJECT_CHECK]).may_go_on("{\"type\": \"fix\", \"slug\": \"a-b\", \"preview\": true}")
 
 
-def test_a_held_changelog_entry_goes_on_past_its_heading(model, tokenizer):
+def test_a_held_changelog_entry_goes_on_past_its_heading(local_backend):
     """Held to the heading check, the teacher used to stop after the heading: blank space was all the
     check allowed next, and an answer that may only go on with blank space ended there."""
-    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=4)
+    backend = local_backend(4)
     requests = ["Version 3.1.0, 2024-05-20. Added CSV export to the report view. Fixed the broken login redirect.",
                 "Release 0.9.2 on 2023-11-02. Removed the legacy sync endpoint. Fixed a memory leak in the cache."]
     examples = [{"request": pair["request"], "answer": pair["answer"]} for pair in CHANGELOG.worked_pairs]

@@ -11,8 +11,8 @@ import torch
 from s2l.engine.source import ModelSourceError, resolve_source
 from s2l.models import generation
 from s2l.models.backend import Sampling
-from s2l.models.chat import conversation, supervised_ids
-from s2l.models.generation import LocalBackend, common_prefix_length
+from s2l.models.chat import common_prefix_length, conversation, supervised_ids
+from s2l.models.generation import LocalBackend
 from s2l.models.model import MANIFEST
 from s2l.models.scoring import answer_nll
 

@@ -9,6 +9,7 @@ schema asks for (a boolean, an integer, a number) is read as one before the sche
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 from dataclasses import fields
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from s2l.engine.source import PACKAGE_PREFIX
 from s2l.errors import UserError
 from s2l.schemas import load_schema, validate
 
@@ -87,12 +89,29 @@ def renamed(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def local_engine(engine: str, source: str) -> str:
+    """The engine ``synthesize.engine`` names for a base model from ``source``, ``auto`` resolved:
+    llama.cpp where the source is a GGUF file and llama-cpp-python is installed, else transformers."""
+    gguf = source.startswith(PACKAGE_PREFIX) or source.endswith(".gguf")
+    installed = importlib.util.find_spec("llama_cpp") is not None
+    if engine == "auto":
+        return "llama.cpp" if gguf and installed else "transformers"
+    if engine == "llama.cpp" and not gguf:
+        raise UserError(f"synthesize.engine llama.cpp: base_model.source {source!r} is not a GGUF file "
+                        "(llama.cpp runs GGUF models; use engine: transformers for a model folder)")
+    if engine == "llama.cpp" and not installed:
+        raise UserError("synthesize.engine llama.cpp: llama-cpp-python is not installed (make setup installs it; "
+                        "or use engine: transformers)")
+    return engine
+
+
 def validated(config: dict[str, Any]) -> dict[str, Any]:
-    """The config with old key names moved to their new ones and spelled-out scalars read; raises
-    SchemaError naming the key at fault."""
+    """The config with old key names moved to their new ones, spelled-out scalars read and the local
+    engine resolved (the build's keys name the engine that runs); raises SchemaError naming the key at fault."""
     schema = load_schema(CONFIG_SCHEMA)
     config = coerce_scalars(renamed(config), schema, schema)
     validate(config, CONFIG_SCHEMA)
+    config["synthesize"]["engine"] = local_engine(config["synthesize"]["engine"], config["base_model"]["source"])
     return config
 
 

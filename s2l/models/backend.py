@@ -6,6 +6,7 @@ loading a model."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -60,6 +61,31 @@ class Usage:
         """The counts, and with a price per million prompt and completion tokens, the estimated cost."""
         return {**asdict(self), "wall_seconds": round(self.wall_seconds, 2),
                 "estimated_cost": token_cost(self.prompt_tokens, self.completion_tokens, price)}
+
+
+def earlier_turns(messages: list[Message]) -> tuple[tuple[str, str], ...]:
+    """A conversation's turns before its last, as a key."""
+    return tuple((message["role"], message["content"]) for message in messages[:-1])
+
+
+def opening_scores(log_likelihoods: Callable[[list[list[Message]], list[str]], list[float]],
+                   conversations: list[list[Message]], openings: tuple[str, ...], calibrated: bool) -> list[list[float]]:
+    """``Backend.opening_scores`` of a backend whose ``log_likelihoods(conversations, openings)`` gives
+    each opening's summed log-likelihood after its conversation."""
+    asked = list(conversations)
+    if calibrated:
+        # One request that says nothing per distinct set of earlier turns (one per round, in practice).
+        empty = {earlier_turns(messages): [*messages[:-1], {"role": "user", "content": ""}]
+                 for messages in conversations}
+        asked += list(empty.values())
+    pairs = [(messages, opening) for messages in asked for opening in openings]
+    scores = log_likelihoods([messages for messages, _ in pairs], [opening for _, opening in pairs])
+    rows = [scores[n * len(openings):(n + 1) * len(openings)] for n in range(len(asked))]
+    if calibrated:
+        baseline = dict(zip(empty, rows[len(conversations):]))
+        rows = [[score - prior for score, prior in zip(row, baseline[earlier_turns(messages)])]
+                for row, messages in zip(rows, conversations)]
+    return rows[:len(conversations)]
 
 
 class Backend(Protocol):

@@ -21,6 +21,15 @@ def prompt_ids(tokenizer, messages: list[Message]) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def common_prefix_length(sequences: list[list[int]]) -> int:
+    """Length of the longest prefix all sequences share, leaving each at least one token."""
+    limit = min(len(s) for s in sequences) - 1
+    length = 0
+    while length < limit and all(s[length] == sequences[0][length] for s in sequences):
+        length += 1
+    return length
+
+
 # An answer no template alters (no leading or trailing space to trim), to find what follows it.
 PROBE_ANSWER = "S2L-PROBE-ANSWER"
 

@@ -16,7 +16,7 @@ substring checks. Only the local backend decodes token by token; an endpoint is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -111,9 +111,10 @@ class HeldToChecks:
     """Masks every next token that would take an answer out of what ``constraint`` allows; the stop
     tokens only once the answer matches (and nothing but them once only blank space could follow).
     Rows whose answer has ended (a stop token) are left alone, and a row with no allowed token at all
-    may only stop (its answer then fails the checks, as it would have). A logits processor as
-    ``generate`` calls one; it uses only the tensors' own methods, so that this module (and the data
-    layer that builds a constraint) loads no torch."""
+    may only stop (its answer then fails the checks, as it would have). Called, a logits processor as
+    ``generate`` calls one (it uses only the tensors' own methods, so that this module and the data
+    layer that builds a constraint load no torch); ``allowed_next`` serves an engine that samples in
+    its own loop (s2l/models/llamacpp.py)."""
 
     def __init__(self, constraint: CheckConstraint, tokenizer, texts: list[str], prompt_width: int,
                  answer_starts: list[str], stops: Iterable[int]) -> None:
@@ -125,27 +126,36 @@ class HeldToChecks:
         self.stops = sorted(set(stops))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        vocabulary = scores.shape[1]
         for row, ids in enumerate(input_ids[:, self.prompt_width:].tolist()):
             if any(token in self.stops for token in ids):
                 continue
             text = self.answer_starts[row] + self.tokenizer.decode(ids, skip_special_tokens=True)
-            allowed = self._allowed(text, scores[row])
-            if self.constraint.matches(text):
-                # A complete answer that may only go on with blank space ends: held after its closing
-                # brace, SmolLM2-135M otherwise writes newlines until its token budget runs out.
-                ends = all(not self.token_texts[token].strip() for token in allowed) \
-                    and not self.constraint.may_go_on(text)
-                allowed = self.stops if ends else allowed + self.stops
-            mask = scores[row].new_full(scores[row].shape, float("-inf"))
-            mask[allowed or self.stops] = 0
-            scores[row] = scores[row] + mask
+            row_scores = scores[row]
+            allowed = self.allowed_next(text, lambda limit: row_scores.topk(min(limit, vocabulary)).indices.tolist(),
+                                        vocabulary)
+            mask = row_scores.new_full(row_scores.shape, float("-inf"))
+            mask[allowed] = 0
+            scores[row] = row_scores + mask
         return scores
 
-    def _allowed(self, text: str, row_scores: torch.Tensor) -> list[int]:
+    def allowed_next(self, text: str, likeliest: Callable[[int], list[int]], vocabulary: int) -> list[int]:
+        """The tokens that may follow ``text``, an answer so far that has not ended; ``likeliest(n)``
+        gives the ids of the n likeliest next tokens, best first (any engine's logits can say that)."""
+        allowed = self._allowed(text, likeliest, vocabulary)
+        if self.constraint.matches(text):
+            # A complete answer that may only go on with blank space ends: held after its closing
+            # brace, SmolLM2-135M otherwise writes newlines until its token budget runs out.
+            ends = all(not self.token_texts[token].strip() for token in allowed) \
+                and not self.constraint.may_go_on(text)
+            allowed = self.stops if ends else allowed + self.stops
+        return allowed or self.stops
+
+    def _allowed(self, text: str, likeliest: Callable[[int], list[int]], vocabulary: int) -> list[int]:
         """The tokens after ``text`` that keep it a possible match, among the likeliest first."""
         tried = 0
-        for limit in (FIRST_CANDIDATES, WIDER_CANDIDATES, len(row_scores)):
-            candidates = row_scores.topk(min(limit, len(row_scores))).indices.tolist()[tried:]
+        for limit in (FIRST_CANDIDATES, WIDER_CANDIDATES, vocabulary):
+            candidates = likeliest(min(limit, vocabulary))[tried:]
             allowed = [token for token in candidates if token not in self.stops
                        and self.constraint.may_become(text + self.token_texts[token])]
             if allowed:

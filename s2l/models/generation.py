@@ -12,26 +12,12 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache, LogitsProcessorList
 
-from s2l.models.backend import Completion, Sampling, Usage
-from s2l.models.chat import Message, prompt_ids, stop_token_ids
+from s2l.models.backend import Completion, Sampling, Usage, opening_scores
+from s2l.models.chat import Message, common_prefix_length, prompt_ids, stop_token_ids
 from s2l.models.constrain import CheckConstraint, HeldToChecks, token_texts
 
 # A shared prompt prefix shorter than this is not worth a separate cached forward pass.
 MIN_CACHED_PREFIX = 16
-
-
-def earlier_turns(messages: list[Message]) -> tuple[tuple[str, str], ...]:
-    """A conversation's turns before its last, as a key."""
-    return tuple((message["role"], message["content"]) for message in messages[:-1])
-
-
-def common_prefix_length(sequences: list[list[int]]) -> int:
-    """Length of the longest prefix all sequences share, leaving each at least one token."""
-    limit = min(len(s) for s in sequences) - 1
-    length = 0
-    while length < limit and all(s[length] == sequences[0][length] for s in sequences):
-        length += 1
-    return length
 
 
 class PrefixCache:
@@ -119,23 +105,13 @@ class LocalBackend:
         """Uncalibrated, a small model's prior decides: after conventional-commits' worked examples
         SmolLM2-135M puts 0.69-0.99 on ``feat`` for every commit (a README edit, new tests, a version
         bump); calibrated, a rename scores highest as ``refactor`` and new tests as ``test``."""
+        return opening_scores(self._log_likelihoods, conversations, openings, calibrated)
+
+    def _log_likelihoods(self, conversations: list[list[Message]], openings: list[str]) -> list[float]:
         from s2l.models.scoring import answer_nll
 
-        asked = list(conversations)
-        if calibrated:
-            # One request that says nothing per distinct set of earlier turns (one per round, in practice).
-            empty = {earlier_turns(messages): [*messages[:-1], {"role": "user", "content": ""}]
-                     for messages in conversations}
-            asked += list(empty.values())
-        pairs = [(messages, opening) for messages in asked for opening in openings]
-        nll = answer_nll(self.model, self.tokenizer, [m for m, _ in pairs], [o for _, o in pairs], self.batch_size,
-                         whole=False)
-        rows = [[-value for value in nll[n * len(openings):(n + 1) * len(openings)]] for n in range(len(asked))]
-        if calibrated:
-            baseline = dict(zip(empty, rows[len(conversations):]))
-            rows = [[score - prior for score, prior in zip(row, baseline[earlier_turns(messages)])]
-                    for row, messages in zip(rows, conversations)]
-        return rows[:len(conversations)]
+        return [-nll for nll in answer_nll(self.model, self.tokenizer, conversations, openings, self.batch_size,
+                                           whole=False)]
 
     @cached_property
     def token_texts(self) -> list[str]:
