@@ -58,6 +58,12 @@ def nucleus_sample(logits: np.ndarray, sampling: Sampling, rng: np.random.Genera
     return tokens
 
 
+def log_softmax_at(logits: np.ndarray, token: int) -> float:
+    """log p(token) under the softmax of ``logits``."""
+    top = logits.max()
+    return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+
 def likeliest(row_logits: np.ndarray):
     """``likeliest(n)``: the ids of the n highest logits of a row, best first."""
     def top(count: int) -> list[int]:
@@ -192,33 +198,46 @@ class LlamaCppBackend:
         return opening_scores(self._log_likelihoods, conversations, openings, calibrated)
 
     def _log_likelihoods(self, conversations: list[list[Message]], openings: list[str]) -> list[float]:
-        """The summed log-likelihood of each opening's tokens after its conversation."""
-        encoded = [supervised_ids(self.tokenizer, messages, opening, closed=False)
-                   for messages, opening in zip(conversations, openings)]
-        # The shared prefix must end inside every prompt: it is taken over the prompts alone.
-        prefix = common_prefix_length([prompt_ids(self.tokenizer, messages) for messages in conversations])
-        rows = min(self.batch_size, len(encoded))
-        context = self.model.context(prefix + rows * (max(len(ids) for ids, _ in encoded) - prefix), self.batch_size + 1)
-        self.model.start_prefix(context, encoded[0][0][:prefix], self.batch_size)
-        totals = []
-        for start in range(0, len(encoded), self.batch_size):
-            batch = encoded[start: start + self.batch_size]
+        """The summed log-likelihood of each opening's tokens after its conversation. Each distinct
+        conversation's prompt is decoded once; its openings are decoded after it in turn, each taken
+        out again before the next (the calibrated teacher asks some 11 openings of every request)."""
+        prompts = {}  # distinct prompt -> its token ids
+        pairs = []
+        for messages, opening in zip(conversations, openings):
+            ids, labels = supervised_ids(self.tokenizer, messages, opening, closed=False)
+            start = next(index for index, label in enumerate(labels) if label != -100)
+            prompts.setdefault(tuple(ids[:start]), ids[:start])
+            pairs.append((tuple(ids[:start]), ids[start:]))
+        distinct = list(prompts.values())
+        # The shared prefix must end inside every prompt.
+        prefix = common_prefix_length(distinct)
+        rows = min(self.batch_size, len(distinct))
+        longest_opening = max(len(tokens) for _, tokens in pairs)
+        context = self.model.context(prefix + rows * (max(map(len, distinct)) - prefix + longest_opening),
+                                     self.batch_size + 1)
+        self.model.start_prefix(context, distinct[0][:prefix], self.batch_size)
+        memory = llama_cpp.llama_get_memory(context.ctx)
+        scores: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
+        for first in range(0, len(distinct), self.batch_size):
+            batch = distinct[first: first + self.batch_size]
             self.model.start_rows(context, len(batch), prefix, self.batch_size)
-            # Position t predicts token t + 1: logits are asked for where the next token is scored.
-            wanted = [(row, ids, labels) for row, (ids, labels) in enumerate(batch)]
-            logits = iter(self.model.decode(context, [
-                (ids[position], position, row, position + 1 < len(ids) and labels[position + 1] != -100)
-                for row, ids, labels in wanted for position in range(prefix, len(ids))]))
-            for _, ids, labels in wanted:
-                total = 0.0
-                for position in range(prefix, len(ids) - 1):
-                    if labels[position + 1] != -100:
-                        row_logits = next(logits)
-                        top = row_logits.max()
-                        total += float(row_logits[labels[position + 1]] - top
-                                       - np.log(np.exp(row_logits - top).sum()))
-                totals.append(total)
-        return totals
+            # The last prompt token's logits score every opening's first token.
+            last = self.model.decode(context, [(token, prefix + offset, row, offset == len(prompt) - prefix - 1)
+                                               for row, prompt in enumerate(batch)
+                                               for offset, token in enumerate(prompt[prefix:])])
+            here = set(map(tuple, batch))
+            asked = {(prompt, tuple(tokens)) for prompt, tokens in pairs if prompt in here}
+            for tokens in sorted({tokens for _, tokens in asked}):
+                rows_asking = [row for row, prompt in enumerate(batch) if (tuple(prompt), tokens) in asked]
+                later = iter(self.model.decode(context, [
+                    (token, len(batch[row]) + offset, row, offset + 1 < len(tokens))
+                    for row in rows_asking for offset, token in enumerate(tokens)]))
+                for row in rows_asking:
+                    steps = [last[row]] + [next(later) for _ in range(len(tokens) - 1)]
+                    scores[(tuple(batch[row]), tokens)] = sum(log_softmax_at(step, token)
+                                                              for step, token in zip(steps, tokens))
+                    llama_cpp.llama_memory_seq_rm(memory, row, len(batch[row]), -1)
+        return [scores[(prompt, tuple(tokens))] for prompt, tokens in pairs]
 
     def _generate(
         self, context: LlamaContext, prompts: list[list[int]], prefix: int, sampling: Sampling,
