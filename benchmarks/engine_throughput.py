@@ -6,8 +6,8 @@ own worked examples as earlier turns, a request; the answer's opening (chosen on
 model, and given to both), the stop at the shared ending and decoding held to the skill's checks,
 with the teacher's sampling and batch size from config.yaml. The requests describe changes written
 here, none from evals.json. Prints and writes, per engine: seconds, completion tokens/s, and the raw
-pass rate of the skill's checks (the share of answers that pass, with a bootstrap interval); and the
-tokens/s ratio. Each engine runs alone; nothing else should run on the machine meanwhile.
+pass rate (the share of answers the teacher would keep: ended, and passing every check of the
+skill; with a bootstrap interval); and the tokens/s ratio. Each engine runs alone; nothing else should run on the machine meanwhile.
 
     python benchmarks/engine_throughput.py [--skill conventional-commits] [--requests 64]
 """
@@ -48,7 +48,8 @@ def measured(engine: str, backend, conversations, sampling, starts, stop, constr
                             constraint=constraint)
     seconds = time.monotonic() - started
     tokens = sum(c.completion_tokens for c in done)
-    passed = [float(not failed_checks(skill.checks, c.text)) for c in done]
+    # As the teacher keeps an answer: it ended its turn (or the shared ending) and passes every check.
+    passed = [float(c.finish_reason == "stop" and not failed_checks(skill.checks, c.text)) for c in done]
     row = {"engine": engine, "answers": len(done), "seconds": round(seconds, 2), "completion_tokens": tokens,
            "tokens_per_second": round(tokens / seconds, 1), "ended": sum(c.finish_reason == "stop" for c in done),
            "pass_rate": bootstrap(passed)}
