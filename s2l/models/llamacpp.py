@@ -6,9 +6,10 @@ One llama.cpp context holds a sequence per row of a batch and one for the prompt
 shares (the skill text, the worked examples): the prefix is decoded once and every row's sequence
 starts from its cells, the rows' own prompt ends are decoded together, then one token per row per
 step. Tokens are sampled here, from the logits, so that decoding can be held to a skill's checks
-(s2l/models/constrain.py) exactly as in the transformers backend. Prompts are built and answers
-decoded with the prepared model's tokenizer, as there (s2l/models/generation.py), which stays the
-reference backend and the one that scores.
+(s2l/models/constrain.py) exactly as in the transformers backend, and the openings a check allows
+are scored here too. Prompts are built and answers decoded with the prepared model's tokenizer, as
+there (s2l/models/generation.py), which stays the reference backend; the evaluation's answers and
+reference NLL are still computed in torch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -64,7 +66,7 @@ def log_softmax_at(logits: np.ndarray, token: int) -> float:
     return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
 
 
-def likeliest(row_logits: np.ndarray):
+def likeliest(row_logits: np.ndarray) -> Callable[[int], list[int]]:
     """``likeliest(n)``: the ids of the n highest logits of a row, best first."""
     def top(count: int) -> list[int]:
         if count >= len(row_logits):
@@ -88,7 +90,7 @@ class LlamaCppModel:
         self._model = LlamaModel(path_model=str(gguf), params=llama_cpp.llama_model_default_params(), verbose=False)
         self.vocabulary = llama_cpp.llama_vocab_n_tokens(self._model.vocab)
         self._context: LlamaContext | None = None
-        self._shape = (0, 0)  # (cells per sequence, sequences) of the context
+        self._shape = (0, 0)  # (cells, sequences) of the context
         self._batch = llama_cpp.llama_batch_init(DECODE_CHUNK, 0, 1)
 
     def backend(self, batch_size: int) -> LlamaCppBackend:
