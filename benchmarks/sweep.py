@@ -63,7 +63,7 @@ def teacher_sweep(skills: list[str], model_dir: Path, requests_per_skill: int, s
 
 def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates: list[float], config: dict) -> list[dict]:
     from s2l.models.model import load_model, load_tokenizer
-    from s2l.reports.evaluate import EvalSettings, eval_prompts, evaluate_condition
+    from s2l.reports.evaluate import EvalSettings, eval_prompts, evaluate_condition, torch_answerer
     from s2l.skills.skill import read_parsed_skill
     from s2l.stages import read_jsonl
     from s2l.training.train import LoraSettings, TrainingRun, TrainingSettings, train_adapter
@@ -88,9 +88,10 @@ def training_sweep(skills: list[str], workdir: Path, epochs: list[float], rates:
                     result = train_adapter(model_dir, [dataset_file], lora, training,
                                            config["seed"], adapter, where, config["base_model"]["id"])
                     trained = time.perf_counter() - started
-                    scored = evaluate_condition(load_model(model_dir, {"adapter": adapter}), tokenizer, skill,
-                                                prompts, "adapter", {"adapter": adapter}, settings,
-                                                config["seed"])
+                    loaded = load_model(model_dir, {"adapter": adapter})
+                    scored = evaluate_condition(loaded, tokenizer, skill, prompts, "adapter", {"adapter": adapter},
+                                                settings, config["seed"],
+                                                torch_answerer(loaded, tokenizer, settings.batch_size))
                 row = {"skill": key, "epochs": epoch_count, "learning_rate": rate, "train_records": result.train_records,
                        "steps": result.steps, "final_loss": result.final_loss, "train_seconds": trained,
                        "evals_pass_rate": scored["pass_rate"]["evals"]["mean"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
@@ -193,17 +194,38 @@ def local_model(engine: str, model: Path, threads: int) -> tuple[Callable[[int],
     manifest = read_manifest(model)
     tokenizer = load_tokenizer(model)
     if engine == "llama.cpp":
-        from s2l.models.llamacpp import LlamaCppModel
-
-        # The GGUF where it is now (a model restored from the store names where it was when prepared).
-        gguf = resolve_source(manifest["source"]).weights
-        loaded = LlamaCppModel(gguf, tokenizer, manifest["model_id"], threads)
-        return loaded.backend, manifest["model_id"]
+        return llama_model(model, tokenizer, threads).backend, manifest["model_id"]
     from s2l.models.generation import LocalBackend
     from s2l.models.model import load_model
 
     weights = load_model(model)
     return (lambda batch_size: LocalBackend(weights, tokenizer, manifest["model_id"], batch_size)), manifest["model_id"]
+
+
+def llama_model(model: Path, tokenizer, threads: int):
+    """The prepared base model's GGUF file on llama.cpp: the file where it is now (a model restored
+    from the store names where it was when prepared)."""
+    from s2l.models.llamacpp import LlamaCppModel
+    from s2l.models.model import read_manifest
+
+    manifest = read_manifest(model)
+    return LlamaCppModel(resolve_source(manifest["source"]).weights, tokenizer, manifest["model_id"], threads)
+
+
+def eval_answerer(engine: str, model: Path, loaded, tokenizer, adapters: dict[str, Path], batch_size: int,
+                  threads: int, scratch: Path):
+    """What writes an evaluation's answers on ``engine``: the PeftModel ``loaded`` itself, or llama.cpp
+    with each of ``adapters`` written into ``scratch`` as a GGUF LoRA, active for its own conditions."""
+    from s2l.reports.evaluate import torch_answerer
+
+    if engine == "transformers":
+        return torch_answerer(loaded, tokenizer, batch_size)
+    from s2l.models.llamacpp import write_gguf_lora
+
+    base_config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    ggufs = {name: write_gguf_lora(path, base_config, scratch / f"{name}.gguf") for name, path in adapters.items()}
+    engine_model = llama_model(model, tokenizer, threads)
+    return lambda adapter: engine_model.backend(batch_size, ggufs[adapter] if adapter else None)
 
 
 def synthesis_judge(spec: dict[str, Any], roles: dict[str, tuple[Any, Any]], model: Path, store_dir: Path):
@@ -371,7 +393,7 @@ def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path,
                schema: str) -> None:
     """An evaluation job: the base model with ``adapters`` loaded by name, the configured judge, a
     schema-checked report (and its Markdown, for the skill's own evaluation). ``evaluate_with`` is
-    called as ``(model, tokenizer, skill, records, settings, seed, judge=...)``."""
+    called as ``(model, tokenizer, skill, records, settings, seed, judge=..., answerer=...)``."""
     def build(spec: dict[str, Any]) -> None:
         from s2l.models.model import load_model, load_tokenizer
         from s2l.reports.evaluate import EvalSettings
@@ -381,17 +403,21 @@ def evaluation(run: StageRun, skill_file: Path, dataset_file: Path, model: Path,
         set_threads(threads)
         seed = spec["config"]["seed"]
         skill = read_parsed_skill(skill_file)
+        settings = spec["config"]["evaluate"]
         loaded, tokenizer = load_model(model, adapters), load_tokenizer(model)
         judge = judge_for(spec, loaded, tokenizer, model, run.store_dir or DEFAULT_STORE_DIR)
-        results = evaluate_with(loaded, tokenizer, skill, read_jsonl(dataset_file),
-                                section_settings(EvalSettings, spec["config"]["evaluate"]), seed, judge=judge)
+        with tempfile.TemporaryDirectory(prefix="s2l-gguf-lora-") as scratch:
+            answerer = eval_answerer(settings["engine"], model, loaded, tokenizer, adapters, settings["batch_size"],
+                                     threads, Path(scratch))
+            results = evaluate_with(loaded, tokenizer, skill, read_jsonl(dataset_file),
+                                    section_settings(EvalSettings, settings), seed, judge=judge, answerer=answerer)
         report = {
             "skill": skill.identity,
             "base_model": base_model_provenance(model),
             "adapters": {name: str(path) for name, path in adapters.items()},
             "seed": seed,
             "plan_key": spec["key"],
-            "settings": spec["config"]["evaluate"],
+            "settings": settings,
             "software": software_versions(),
             **results,
         }

@@ -138,3 +138,38 @@ def test_an_adapter_in_llama_cpp_answers_as_peft_does_and_not_as_the_base(llama_
     unadapted = llama_model.backend(4)._log_likelihoods(CONVERSATIONS, answers)
     assert ours == pytest.approx(theirs, abs=1.0)
     assert max(abs(a - b) for a, b in zip(ours, unadapted)) > 1.0
+
+
+def test_an_evaluation_on_llama_cpp_answers_with_each_condition_s_adapter(random_adapter, base_model_dir: Path,
+                                                                          tokenizer, tmp_path: Path) -> None:
+    """The evaluate stage's answers on llama.cpp (the PEFT adapter converted for the adapter's
+    condition, none for the base conditions) against the PeftModel's own, greedily: the adapter's
+    answers open as PEFT's do and not as the base's; the reference NLL is the PeftModel's either way."""
+    from s2l.models.model import load_model
+    from s2l.reports.evaluate import EvalPrompt, EvalSettings, evaluate_condition, torch_answerer
+    from s2l.skills.skill import load_skill
+    from s2l.stages import eval_answerer
+
+    adapter_dir = random_adapter[1].parent
+    loaded = load_model(base_model_dir, {"adapter": adapter_dir})
+    skill = load_skill(Path(__file__).parents[1] / "skills" / "conventional-commits")
+    prompts = [EvalPrompt(f"p{number}", "held_out", messages[-1]["content"], "fix: a reference answer", ())
+               for number, messages in enumerate(CONVERSATIONS)]
+    settings = EvalSettings(max_new_tokens=8, batch_size=4, samples=1, temperature=0.0, top_p=1.0)
+    engine = eval_answerer("llama.cpp", base_model_dir, loaded, tokenizer, {"adapter": adapter_dir}, 4, 2, tmp_path)
+    assert (tmp_path / "adapter.gguf").is_file()
+
+    def answers(condition: str, answerer) -> dict:
+        return evaluate_condition(loaded, tokenizer, skill, prompts, condition, {"adapter": adapter_dir}, settings, 0,
+                                  answerer)
+
+    ours, peft = answers("adapter", engine), answers("adapter", torch_answerer(loaded, tokenizer, 4))
+    base = answers("no_skill", engine)
+    assert ours["seen"]["adapter"] == str(adapter_dir) and base["seen"]["adapter"] is None
+    assert [a["reference_nll"] for a in ours["answers"]] == [a["reference_nll"] for a in peft["answers"]]
+    texts = {name: [a["answers"][0] for a in result["answers"]]
+             for name, result in (("engine", ours), ("peft", peft), ("base", base))}
+    assert texts["engine"] != texts["base"]
+    first_tokens = [(tokenizer(a)["input_ids"][:3], tokenizer(b)["input_ids"][:3])
+                    for a, b in zip(texts["engine"], texts["peft"])]
+    assert sum(a == b for a, b in first_tokens) >= 3, texts

@@ -32,9 +32,12 @@ def test_the_markdown_shows_the_generation_table_only_when_there_is_usage() -> N
     assert "| generator | openai | gpt-x | 23 | 5 | 2 | 3,000 | 1,000 | 21 s | 0.0300 |" in text
     assert "| teacher | openai | gpt-x | 32 | 4 | 2 | 24,000 | 3,000 | 21 s | – |" in text
     assert "Generating the data" not in markdown({**summary, "generation": {}})
+    local = {"alpha": {"teacher": {**role(14, 0, 2000, 600, None), "backend": "local", "engine": "llama.cpp"}}}
+    assert "| teacher | local (llama.cpp) | gpt-x | 14 |" in markdown({**summary, "generation": generation_totals(local)})
 
 
-def eval_report(key: str, means: dict[str, float], adapter_minus: tuple[float, float]) -> dict:
+def eval_report(key: str, means: dict[str, float], adapter_minus: tuple[float, float],
+                engine: str = "llama.cpp") -> dict:
     """A hand-made eval report: pass-rate means per condition, and the paired interval of the adapter
     minus either other condition."""
     conditions = {c: {"pass_rate": {"all": {"mean": m, "ci95": [m, m], "n": 10}}, "reference_nll": {"all": 1.0},
@@ -42,7 +45,8 @@ def eval_report(key: str, means: dict[str, float], adapter_minus: tuple[float, f
                       "expectations": {"total": 6, "graded": 4, "passed": 3, "ungraded": 2, "pass_rate": 0.75}}
                   for c, m in means.items()}
     difference = {"mean": sum(adapter_minus) / 2, "ci95": list(adapter_minus), "n": 10}
-    return {"skill": {"key": key}, "conditions": conditions, "samples_per_prompt": 3, "judge": None,
+    return {"skill": {"key": key}, "settings": {"engine": engine}, "conditions": conditions,
+            "samples_per_prompt": 3, "judge": None,
             "differences": {f"adapter_minus_{c}": difference for c in means if c != "adapter"},
             "token_saving": {"prompt_tokens_per_request": 400.0, "fraction": 0.8}}
 
@@ -56,7 +60,8 @@ def controls_report(key: str, wrong: float | None, shared: float, adapter_minus:
 
 def test_the_controls_join_their_skills_rows_and_gaps_count_only_where_they_ran() -> None:
     good = eval_report("learnt", {"no_skill": 0.0, "skill_in_context": 0.1, "adapter": 0.5}, (0.2, 0.6))
-    other = eval_report("other", {"no_skill": 0.0, "skill_in_context": 0.3, "adapter": 0.3}, (-0.2, 0.2))
+    other = eval_report("other", {"no_skill": 0.0, "skill_in_context": 0.3, "adapter": 0.3}, (-0.2, 0.2),
+                        engine="transformers")
     controls = [controls_report("learnt", 0.1, 0.2, (0.1, 0.5)),  # adapter clearly beats both controls
                 controls_report("other", None, 0.3, (-0.1, 0.1))]  # no wrong adapter; ties the shared one
     summary = summarize([good, other], controls=controls)
@@ -72,6 +77,7 @@ def test_the_controls_join_their_skills_rows_and_gaps_count_only_where_they_ran(
     text = markdown(summary)
     assert "beats it on 1 of 1 informative skills; mean gap 0.30" in text  # wrong adapter
     assert "| pass rate: wrong adapter | pass rate: shared adapter |" in text
+    assert "- Evaluation answers written by llama.cpp: learnt; transformers: other." in text
 
 
 def test_a_skill_where_every_condition_passes_nothing_is_uninformative_not_a_match() -> None:
@@ -105,6 +111,7 @@ def test_the_eval_markdown_shows_rates_and_answers_side_by_side() -> None:
                                "answers": [f"{condition} case answer {i}"]}
                               for i, passed in enumerate([[True, True], [False, False], [True, False], [True, True]])]
     text = eval_markdown(report)
+    assert "3 sampled answers per prompt and condition, written by llama.cpp." in text
     assert "| adapter | 0.50 [0.50, 0.50] | – | – | 3 / 4 (2) | 1.00 | 80 | 0.50 |" in text
     assert "every evals.json expectation is ungraded" in text
     assert "Adapter − skill in context: +0.40 [+0.20, +0.60]" in text

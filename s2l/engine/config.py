@@ -89,18 +89,18 @@ def renamed(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def local_engine(engine: str, source: str) -> str:
-    """The engine ``synthesize.engine`` names for a base model from ``source``, ``auto`` resolved:
+def local_engine(engine: str, source: str, key: str = "synthesize.engine") -> str:
+    """The engine config entry ``key`` names for a base model from ``source``, ``auto`` resolved:
     llama.cpp where the source is a GGUF file and llama-cpp-python is installed, else transformers."""
     gguf = source.startswith(PACKAGE_PREFIX) or source.endswith(".gguf")
     installed = importlib.util.find_spec("llama_cpp") is not None
     if engine == "auto":
         return "llama.cpp" if gguf and installed else "transformers"
     if engine == "llama.cpp" and not gguf:
-        raise UserError(f"synthesize.engine llama.cpp: base_model.source {source!r} is not a GGUF file "
+        raise UserError(f"{key} llama.cpp: base_model.source {source!r} is not a GGUF file "
                         "(llama.cpp runs GGUF models; use engine: transformers for a model folder)")
     if engine == "llama.cpp" and not installed:
-        raise UserError("synthesize.engine llama.cpp: llama-cpp-python is not installed (make setup installs it; "
+        raise UserError(f"{key} llama.cpp: llama-cpp-python is not installed (make setup installs it; "
                         "or use engine: transformers)")
     return engine
 
@@ -111,7 +111,9 @@ def validated(config: dict[str, Any]) -> dict[str, Any]:
     schema = load_schema(CONFIG_SCHEMA)
     config = coerce_scalars(renamed(config), schema, schema)
     validate(config, CONFIG_SCHEMA)
-    config["synthesize"]["engine"] = local_engine(config["synthesize"]["engine"], config["base_model"]["source"])
+    for section in ("synthesize", "evaluate"):
+        config[section]["engine"] = local_engine(config[section]["engine"], config["base_model"]["source"],
+                                                 f"{section}.engine")
     return config
 
 

@@ -87,8 +87,8 @@ class Stage:
 
 
 # What the evaluation conditions depend on; ``evaluate.controls`` only says which conditions run.
-EVAL_KEYS = ("evaluate.max_new_tokens", "evaluate.batch_size", "evaluate.samples", "evaluate.temperature",
-             "evaluate.top_p", "evaluate.judge", "seed")
+EVAL_KEYS = ("evaluate.engine", "evaluate.max_new_tokens", "evaluate.batch_size", "evaluate.samples",
+             "evaluate.temperature", "evaluate.top_p", "evaluate.judge", "seed")
 # Only a skill without checks has its teacher answers graded by the judge: only its synthesize key holds it.
 JUDGE_KEYS = ("evaluate.judge",)
 

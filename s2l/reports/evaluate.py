@@ -9,6 +9,8 @@ that pass, with a 95% bootstrap interval over prompts, and the adapter's differe
 conditions get paired intervals (s2l/reports/stats.py). References are scored by their mean per-token NLL.
 The natural-language expectations of evals.json go to the judge (s2l/models/judge.py), if one is set.
 
+The answers come from an ``Answerer``: the PeftModel itself (transformers), or llama.cpp with the
+condition's adapter converted to a GGUF LoRA; the reference NLL is scored on the PeftModel either way.
 What the model sees is recorded per condition from the model itself: the system prompt's hash and
 the adapter active in its LoRA layers while it answered.
 """
@@ -20,7 +22,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import Any, Callable
 
 from s2l.errors import UserError
 from s2l.models.backend import Sampling
@@ -36,6 +38,10 @@ CONTROLS = ("wrong_adapter", "shared_adapter")
 # which is the condition's name) is active; None is the base model alone.
 SEEN = {"no_skill": (False, None), "skill_in_context": (True, None), "adapter": (False, "adapter"),
         "wrong_adapter": (False, "wrong_adapter"), "shared_adapter": (False, "shared_adapter")}
+
+
+# A backend that answers with the named adapter active (None: the base model alone).
+Answerer = Callable[[str | None], Any]
 
 
 class NothingToEvaluateError(UserError):
@@ -116,11 +122,18 @@ def sha256_text(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()
 
 
-def evaluate_condition(model, tokenizer, skill: Skill, prompts: list[EvalPrompt], condition: str,
-                       adapters: dict[str, Path], settings: EvalSettings, seed: int) -> dict[str, Any]:
-    """Answers and scores for one condition; ``model`` is a PeftModel holding ``adapters`` by name."""
+def torch_answerer(model, tokenizer, batch_size: int) -> Answerer:
+    """Answers from the PeftModel itself, with whichever adapter evaluate_condition switched on."""
     from s2l.models.generation import LocalBackend  # torch: only where a model answers, not for the reports
-    from s2l.models.scoring import answer_nll
+
+    return lambda adapter: LocalBackend(model, tokenizer, model_id="", batch_size=batch_size)
+
+
+def evaluate_condition(model, tokenizer, skill: Skill, prompts: list[EvalPrompt], condition: str,
+                       adapters: dict[str, Path], settings: EvalSettings, seed: int,
+                       answerer: Answerer) -> dict[str, Any]:
+    """Answers and scores for one condition; ``model`` is a PeftModel holding ``adapters`` by name."""
+    from s2l.models.scoring import answer_nll  # torch: only where a model scores, not for the reports
 
     in_context, adapter = SEEN[condition]
     system = skill.text if in_context else None
@@ -129,7 +142,7 @@ def evaluate_condition(model, tokenizer, skill: Skill, prompts: list[EvalPrompt]
         model.set_adapter(adapter)
     with model.disable_adapter() if adapter is None else nullcontext():
         active = active_adapter(model)
-        backend = LocalBackend(model, tokenizer, model_id="", batch_size=settings.batch_size)
+        backend = answerer(adapter)
         completions = backend.complete([c for c in conversations for _ in range(settings.samples)],
                                        settings.sampling, seed, desc=f"{skill.key}: {condition}")
         nll = answer_nll(model, tokenizer, conversations, [p.reference for p in prompts])
@@ -186,9 +199,10 @@ def judge_record(judge: Judge | None) -> dict[str, Any] | None:
 
 
 def run_conditions(model, tokenizer, skill: Skill, prompts: list[EvalPrompt], names: tuple[str, ...],
-                   adapters: dict[str, Path], settings: EvalSettings, seed: int,
-                   judge: Judge | None) -> dict[str, dict[str, Any]]:
-    conditions = {name: evaluate_condition(model, tokenizer, skill, prompts, name, adapters, settings, seed)
+                   adapters: dict[str, Path], settings: EvalSettings, seed: int, judge: Judge | None,
+                   answerer: Answerer | None) -> dict[str, dict[str, Any]]:
+    answerer = answerer or torch_answerer(model, tokenizer, settings.batch_size)
+    conditions = {name: evaluate_condition(model, tokenizer, skill, prompts, name, adapters, settings, seed, answerer)
                   for name in names}
     # A local judge is the base model: no adapter may be on while it grades.
     with model.disable_adapter() if judge and judge.backend_name == "local" else nullcontext():
@@ -204,11 +218,12 @@ def differences(adapter: list[dict[str, Any]], others: dict[str, dict[str, Any]]
 
 
 def evaluate(model, tokenizer, skill: Skill, records: list[dict[str, Any]], settings: EvalSettings, seed: int,
-             adapter: Path, judge: Judge | None = None) -> dict[str, Any]:
-    """The three conditions; ``model`` is a PeftModel holding the skill's adapter as ``"adapter"``."""
+             adapter: Path, judge: Judge | None = None, answerer: Answerer | None = None) -> dict[str, Any]:
+    """The three conditions; ``model`` is a PeftModel holding the skill's adapter as ``"adapter"``;
+    answers from ``answerer`` (default: the PeftModel)."""
     prompts = eval_prompts(skill, records)
     conditions = run_conditions(model, tokenizer, skill, prompts, CONDITIONS, {"adapter": adapter}, settings, seed,
-                                judge)
+                                judge, answerer)
     in_context = conditions["skill_in_context"]["prompt_tokens"]
     saved = in_context - conditions["adapter"]["prompt_tokens"]
     return {
@@ -225,7 +240,7 @@ def evaluate(model, tokenizer, skill: Skill, records: list[dict[str, Any]], sett
 
 def evaluate_controls(model, tokenizer, skill: Skill, records: list[dict[str, Any]], settings: EvalSettings,
                       seed: int, adapters: dict[str, Path], own_report: dict[str, Any],
-                      judge: Judge | None = None) -> dict[str, Any]:
+                      judge: Judge | None = None, answerer: Answerer | None = None) -> dict[str, Any]:
     """The controls held in ``adapters`` (``wrong_adapter``, ``shared_adapter``) on the prompts of the
     skill's own evaluation, and the own adapter's paired differences from each."""
     prompts = eval_prompts(skill, records)
@@ -234,7 +249,7 @@ def evaluate_controls(model, tokenizer, skill: Skill, records: list[dict[str, An
         raise UserError(f"skill {skill.key!r}: its eval report scored other prompts than this dataset holds; "
                         f"rerun the build (snakemake)")
     names = tuple(name for name in CONTROLS if name in adapters)
-    conditions = run_conditions(model, tokenizer, skill, prompts, names, adapters, settings, seed, judge)
+    conditions = run_conditions(model, tokenizer, skill, prompts, names, adapters, settings, seed, judge, answerer)
     return {
         "samples_per_prompt": settings.samples,
         "judge": judge_record(judge),

@@ -35,6 +35,7 @@ def skill_row(report: dict[str, Any], controls: dict[str, Any] | None = None) ->
 
     return {
         "skill": report["skill"]["key"],
+        "engine": report["settings"]["engine"],
         "pass_rate": per_condition(lambda c: c["pass_rate"]["all"]["mean"]),
         "pass_rate_ci95": per_condition(lambda c: c["pass_rate"]["all"]["ci95"]),
         "differences": {**report["differences"], **(controls["differences"] if controls else {})},
@@ -71,6 +72,7 @@ def generation_totals(usage: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
         costs = [entry["estimated_cost"] for entry in entries]
         totals[role] = {
             "backend": entries[0]["backend"], "model": entries[0]["model"],
+            **({"engine": entries[0]["engine"]} if "engine" in entries[0] else {}),
             **{name: round(sum(entry[name] for entry in entries), 2) for name in SUMMED_USAGE},
             "estimated_cost": None if None in costs else round(sum(costs), 6),
         }
@@ -189,15 +191,21 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- Reference NLL, adapter at most skill in context on {wins['nll_adapter_le_skill_in_context']} of {n}; "
         f"at most no skill on {wins['nll_adapter_le_no_skill']} of {n}.",
         f"- Mean prompt tokens saved per request against skill in context: {summary['mean_prompt_tokens_saved']:.0f}.",
-        "",
     ]
+    engines = sorted({row["engine"] for row in summary["rows"]})
+    if engines:
+        lines.append("- Evaluation answers written by " + "; ".join(
+            f"{engine}: {', '.join(row['skill'] for row in summary['rows'] if row['engine'] == engine)}"
+            for engine in engines) + ".")
+    lines.append("")
     if summary["generation"]:
         lines += ["Generating the data, all skills:", "",
                   "| role | backend | model | requests sent | from the request cache | retries | prompt tokens "
                   "| completion tokens | wall time | estimated cost |", "|---|---|---|---|---|---|---|---|---|---|"]
         for role, total in summary["generation"].items():
             cost = "–" if total["estimated_cost"] is None else f"{total['estimated_cost']:.4f}"
-            lines.append(f"| {role} | {total['backend']} | {total['model']} | {total['sent']} | {total['cache_hits']} "
+            backend = f"{total['backend']} ({total['engine']})" if "engine" in total else total["backend"]
+            lines.append(f"| {role} | {backend} | {total['model']} | {total['sent']} | {total['cache_hits']} "
                          f"| {total['retries']} | {total['prompt_tokens']:,} | {total['completion_tokens']:,} "
                          f"| {total['wall_seconds']:.0f} s | {cost} |")
         lines.append("")
@@ -298,7 +306,8 @@ def eval_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# {report['skill']['key']}: evaluation", "",
         f"{prompts['held_out']} held-out requests and {prompts['evals']} evals.json prompts, "
-        f"{report['samples_per_prompt']} sampled answers per prompt and condition. Check pass rate: the mean over "
+        f"{report['samples_per_prompt']} sampled answers per prompt and condition, written by "
+        f"{report['settings']['engine']}. Check pass rate: the mean over "
         f"prompts of the share of answers passing every check, with a 95% bootstrap interval over prompts.", "",
         "| condition | pass rate, all | held-out | evals.json | expectations passed / graded (ungraded) "
         "| reference NLL | prompt tokens | seconds per request |",
