@@ -52,6 +52,9 @@ def skill_figures(workdir: Path, skill: str) -> dict:
         # plus the shared model preparation.
         "chain_seconds": sum(row["seconds"] for row in stages.values()), "stages": stages, "controls": controls,
         "dataset": dataset,
+        # What wrote the teacher's answers and the eval answers.
+        "engines": {"synthesize": dataset["usage"]["teacher"].get("engine", dataset["usage"]["teacher"]["backend"]),
+                    "evaluate": report["settings"]["engine"]},
         "eval": {condition: {key: values[key] for key in ("pass_rate", "reference_nll", "prompt_tokens")}
                  for condition, values in report["conditions"].items()},
         "prompts": report["prompts"], "samples_per_prompt": report["samples_per_prompt"],
