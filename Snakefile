@@ -18,6 +18,7 @@ include: "rules/evaluate.smk"
 include: "rules/controls.smk"
 include: "rules/benchmark.smk"
 include: "rules/merge.smk"
+include: "rules/serve.smk"
 
 
 # Cheap jobs run where Snakemake runs, not as cluster jobs.
@@ -25,6 +26,7 @@ localrules:
     all,
     parse_skill,
     benchmark,
+    prepare_serving,
 
 
 onstart:

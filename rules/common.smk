@@ -12,7 +12,7 @@ from snakemake.logging import logger
 from s2l.engine.config import check_api_keys, validated
 from s2l.engine.pipeline import (ADAPTER, BENCHMARK_JSON, BENCHMARK_MARKDOWN, BENCHMARK_PLOT,
                                  CONTROLS_REPORT, DATASET, DATASET_REPORT, EVAL_MARKDOWN, EVAL_REPORT, HOST,
-                                 INFERENCE, LIGHT, MERGED, METRICS, MODEL, PARSED_SKILL, SHARED_ADAPTER,
+                                 INFERENCE, LIGHT, MERGED, METRICS, MODEL, PARSED_SKILL, SERVING, SHARED_ADAPTER,
                                  SHARED_METRICS, STAGES, SYNTHETIC, TRAINING, USAGE, manifest_path, spec_path)
 from s2l.engine.plan import MODEL_PARAMETERS_MEMO, build_plan, write_plan
 from s2l.engine.resources import model_job_resources, parameter_count

@@ -1,5 +1,5 @@
 """The s2l command line: argument parsing for the build stages (s2l/stages.py), ``check-skill``,
-``check-adapter``, ``status``, ``cost`` and ``store prune``. Stage subcommands carry the rule names
+``check-adapter``, ``serve``, ``status``, ``cost`` and ``store prune``. Stage subcommands carry the rule names
 with hyphens."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from s2l import stages
 from s2l.engine.pipeline import STAGES
 from s2l.engine.runner import STORE_MODES, StageRun
 from s2l.errors import UserError
+from s2l.models.routing import DEFAULT_THRESHOLD
 
 
 def stage_run(args: argparse.Namespace, *outputs: Path) -> StageRun:
@@ -91,6 +92,22 @@ def cmd_train_shared(args: argparse.Namespace) -> None:
 
 def cmd_merge(args: argparse.Namespace) -> None:
     stages.merge(stage_run(args, args.out), args.model, args.adapter, args.out, args.threads)
+
+
+def cmd_prepare_serving(args: argparse.Namespace) -> None:
+    stages.prepare_serving(stage_run(args, args.out), args.skills, args.adapters, args.model, args.out)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from s2l.models.llamacpp_server import read_serving, serving_app
+
+    models, _ = read_serving(args.folder)
+    app = serving_app(args.folder, args.threads, args.threshold)
+    print(f"serving {', '.join(entry['model_alias'] for entry in models)} and auto (routed) on "
+          f"http://{args.host}:{args.port}/v1", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -221,6 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_argument("--datasets", type=Path, nargs="+", required=True, help="build/datasets/<skill>.jsonl files")
     stage("merge", cmd_merge, "merge the skill's adapter into the base model's weights (merge.enabled)",
           "model", "adapter", "out")
+    serving = stage("prepare-serving", cmd_prepare_serving, "every skill's adapter as a GGUF LoRA for llama.cpp's "
+                    "server, its config file and the skills' descriptions (build/serve)", "model", "out")
+    serving.add_argument("--skills", type=Path, nargs="+", required=True, help="build/skills/<skill>.json files")
+    serving.add_argument("--adapters", type=Path, nargs="+", required=True, help="build/adapters/<skill> folders")
+    serve = command("serve", cmd_serve,
+                    "serve a build's adapters on llama.cpp's OpenAI-compatible server: model 'base', one model per "
+                    "skill (its key), and 'auto', routed to the skill whose description a request matches")
+    serve.add_argument("folder", type=Path, nargs="?", default=Path("build/serve"),
+                       help="what snakemake build/serve prepared (default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp CPU threads")
+    serve.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                       help="the router's least match score for a skill; below it 'auto' goes to the base model "
+                            "(default: %(default)s, chosen by benchmarks/routing.py)")
     stage("evaluate", cmd_evaluate, "no skill vs skill in context vs adapter; --markdown: the report for people",
           "skill", "dataset", "model", "adapter", "out", "markdown")
     controls = stage("evaluate-controls", cmd_evaluate_controls, "the controls on a skill's eval prompts: another "

@@ -21,6 +21,7 @@ from s2l.engine.pipeline import USAGE_SUFFIX
 from s2l.engine.runner import StageRun, input_key, read_upstream, run_stage
 from s2l.engine.source import ModelSourceError, resolve_source
 from s2l.engine.specs import read_spec, software_versions
+from s2l.errors import UserError
 from s2l.skills.skill import Skill, SkillError, load_skill, read_parsed_skill, skill_sha256
 
 # Where the request cache lives when a stage is run by hand without --store-dir.
@@ -364,6 +365,30 @@ def merge(run: StageRun, model: Path, adapter: Path, out: Path, threads: int) ->
         set_threads(threads)
         merge_adapter(model, adapter, out)
         print(f"{spec['skill']['key']}: base model with its adapter merged in {out}")
+
+    run_stage(run, build)
+
+
+def prepare_serving(run: StageRun, skill_files: list[Path], adapters: list[Path], model: Path, out: Path) -> None:
+    """build/serve: every skill's adapter ready for llama.cpp's server, its config file, and the
+    skills' descriptions the ``auto`` model is routed by (s2l/models/llamacpp_server.py)."""
+    def build(spec: dict[str, Any]) -> None:
+        from s2l.models.llamacpp_server import SERVER_CONFIG, write_serving
+        from s2l.models.model import read_manifest
+
+        skills = [read_parsed_skill(path) for path in skill_files]
+        by_key = {adapter.name: adapter for adapter in adapters}
+        source = read_manifest(model)["source"]
+        gguf = resolve_source(source).weights
+        if gguf.suffix != ".gguf":
+            raise UserError(f"base_model.source {source!r} is a model folder: llama.cpp's server runs a GGUF base "
+                            f"model (convert it with llama.cpp's convert_hf_to_gguf.py), or serve the adapters with "
+                            f"vLLM (README: Serving)")
+        base_config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+        write_serving(out, gguf, {skill.key: by_key[skill.key] for skill in skills},
+                      {skill.key: f"{skill.name}: {skill.description}" for skill in skills}, base_config)
+        print(f"{len(skills)} adapters ready to serve in {out}: s2l serve {out} (or python -m llama_cpp.server "
+              f"--config_file {out / SERVER_CONFIG})")
 
     run_stage(run, build)
 

@@ -69,3 +69,47 @@ def local_backend(request, tokenizer):
 
     model = request.getfixturevalue("model")
     return lambda batch_size: LocalBackend(model, tokenizer, "SmolLM2-135M-Instruct", batch_size)
+
+
+@pytest.fixture(scope="session")
+def random_adapter(model, base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A rank-16 LoRA on every linear projection of the decoder layers, as s2l trains one, with its B
+    drawn at random (PEFT starts B at zero, an update of nothing): the PEFT model, and the adapter as
+    llama.cpp loads it."""
+    import copy
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from s2l.models.llamacpp import write_gguf_lora
+
+    torch.manual_seed(0)
+    adapted = get_peft_model(copy.deepcopy(model), LoraConfig(
+        r=16, lora_alpha=32, lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    for name, parameter in adapted.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0.0, 0.05)
+    adapted.eval()
+    folder = tmp_path_factory.mktemp("adapter")
+    adapted.save_pretrained(folder)
+    base_config = json.loads((base_model_dir / "config.json").read_text())
+    return adapted, write_gguf_lora(folder, base_config, folder / "adapter.gguf")
+
+
+@pytest.fixture(scope="session")
+def serving_folder(random_adapter, base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``snakemake build/serve`` makes, on the random adapter served as conventional-commits'
+    adapter, with that skill's name and description for the router."""
+    import json
+
+    from s2l.engine.source import resolve_source
+    from s2l.models.llamacpp_server import write_serving
+    from s2l.skills.skill import load_skill
+
+    skill = load_skill(ROOT / "skills" / "conventional-commits")
+    base_config = json.loads((base_model_dir / "config.json").read_text())
+    return write_serving(tmp_path_factory.mktemp("serve"), resolve_source(EMBEDDED_MODEL).weights,
+                         {skill.key: random_adapter[1].parent}, {skill.key: f"{skill.name}: {skill.description}"},
+                         base_config)

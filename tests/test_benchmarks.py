@@ -18,7 +18,7 @@ from s2l.engine.pipeline import CHAIN_STAGES, MODEL
 
 BENCHMARKS = ROOT / "benchmarks"
 TINY_RUNS = {"rebuild_overhead.py", "foreign_table.py", "readme_tables.py", "stage_times.py", "sweep.py",
-             "engine_throughput.py",
+             "engine_throughput.py", "routing.py", "serve_load.py",
              "train_throughput.py", "endpoint_throughput.py"}
 
 
@@ -112,3 +112,23 @@ def test_engine_throughput_measures_both_engines_on_the_same_prompts(tmp_path: P
     assert [row["engine"] for row in result["engines"]] == ["transformers", "llama.cpp"]
     assert all(row["answers"] == 2 and row["completion_tokens"] > 0 for row in result["engines"])
     assert result["tokens_per_second_ratio"] > 0
+
+
+def test_routing_scores_every_request_set_and_threshold(tmp_path: Path) -> None:
+    printed = run_script("routing.py", "--json", tmp_path / "routing.json")
+    result = json.loads((tmp_path / "routing.json").read_text())
+    assert result["served"] == ["conventional-commits", "google-docstrings", "keep-a-changelog",
+                                "andeeplus-gherkin", "perkzen-branch-naming"]
+    assert [row["threshold"] for row in result["sweep"]][0] == 0.0
+    assert result["sweep"][0]["false_triggers"] == 1.0  # at threshold 0 every request goes to some skill
+    assert "| asked for |" in printed
+
+
+@pytest.mark.workflow
+def test_serve_load_measures_every_setting(tmp_path: Path, serving_folder: Path) -> None:
+    run_script("serve_load.py", "--serve", serving_folder, "--requests", "2", "--concurrency", "2",
+               "--max-tokens", "4", "--json", tmp_path / "load.json")
+    rows = json.loads((tmp_path / "load.json").read_text())["rows"]
+    assert [row["setting"] for row in rows] == ["one adapter (conventional-commits)", "all adapters in turn",
+                                                "no adapter (base)", "auto (routed)"]
+    assert all(row["requests"] == 2 and row["p95_seconds"] >= row["p50_seconds"] > 0 for row in rows)

@@ -89,33 +89,6 @@ def test_auto_picks_llama_cpp_for_a_gguf_source_and_transformers_for_a_folder(tm
         local_engine("llama.cpp", str(tmp_path))
 
 
-@pytest.fixture(scope="module")
-def random_adapter(model, base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A rank-16 LoRA on every linear projection of the decoder layers, as s2l trains one, with its B
-    drawn at random (PEFT starts B at zero, an update of nothing): the PEFT model, and the adapter as
-    llama.cpp loads it."""
-    import copy
-    import json
-
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from s2l.models.llamacpp import write_gguf_lora
-
-    torch.manual_seed(0)
-    adapted = get_peft_model(copy.deepcopy(model), LoraConfig(
-        r=16, lora_alpha=32, lora_dropout=0.0,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-    for name, parameter in adapted.named_parameters():
-        if "lora_B" in name:
-            parameter.data.normal_(0.0, 0.05)
-    adapted.eval()
-    folder = tmp_path_factory.mktemp("adapter")
-    adapted.save_pretrained(folder)
-    base_config = json.loads((base_model_dir / "config.json").read_text())
-    return adapted, write_gguf_lora(folder, base_config, folder / "adapter.gguf")
-
-
 def test_an_adapter_in_llama_cpp_answers_as_peft_does_and_not_as_the_base(llama_model, random_adapter,
                                                                            tokenizer) -> None:
     """Measured: three of the four greedy answers are PEFT's word for word (8 tokens), the fourth

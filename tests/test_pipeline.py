@@ -1,7 +1,7 @@
 """The rules and the stage declarations (s2l/engine/pipeline.py) agree: every rule but ``all`` is a declared
 stage, each reads the outputs of exactly the stages its declaration names, as Snakemake itself
 draws the graph (``--rulegraph``), and each job writes the outputs and the log its stage declares, as
-a dry run lists them; both for a build with every optional stage on."""
+a dry run lists them; both for a build with every optional stage on and the serving folder asked for."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from workflow_helpers import ROOT, snakemake
 
 from s2l.engine.pipeline import STAGES, manifest_path
 
+# The default target and what is built only on request.
+TARGETS = ("all", "prepare_serving")
+
 
 def every_stage_on(workdir: Path) -> None:
     (workdir / "test.yaml").write_text(f"skills_dir: {ROOT / 'skills'}\nmerge: {{enabled: true}}\n"
@@ -21,7 +24,7 @@ def every_stage_on(workdir: Path) -> None:
 def rule_graph(workdir: Path) -> dict[str, set[str]]:
     """Rule -> the rules whose outputs it reads, from ``snakemake --rulegraph``."""
     every_stage_on(workdir)
-    result = snakemake(workdir, "--rulegraph")
+    result = snakemake(workdir, *TARGETS, "--rulegraph")
     assert result.returncode == 0, result.stderr
     names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', result.stdout, flags=re.MULTILINE))
     reads: dict[str, set[str]] = {name: set() for name in names.values()}
@@ -40,7 +43,7 @@ def test_each_rule_reads_what_its_stage_declares(tmp_path: Path) -> None:
 def dry_run_jobs(workdir: Path) -> list[dict[str, str | list[str]]]:
     """Each job of a dry run of the whole build: its rule, skill, outputs and log."""
     every_stage_on(workdir)
-    result = snakemake(workdir, "--dry-run")
+    result = snakemake(workdir, *TARGETS, "--dry-run")
     assert result.returncode == 0, result.stderr
     jobs = []
     for block in re.split(r"^(?=(?:local)?rule \w+:$)", result.stdout, flags=re.MULTILINE)[1:]:

@@ -30,6 +30,8 @@ EVAL_REPORT = "build/eval/{skill}.json"
 EVAL_MARKDOWN = "build/eval/{skill}.md"
 CONTROLS_REPORT = "build/eval/controls/{skill}.json"
 MERGED = "build/merged/{skill}"
+# Every skill's adapter for llama.cpp's server (s2l serve).
+SERVING = "build/serve"
 BENCHMARK_PREFIX = "build/benchmark"
 BENCHMARK_JSON, BENCHMARK_MARKDOWN, BENCHMARK_PLOT = (BENCHMARK_PREFIX + suffix for suffix in (".json", ".md", ".png"))
 SPECS_DIR = Path("build/specs")
@@ -114,6 +116,9 @@ STAGES = {stage.name: stage for stage in (
     # With merge.enabled.
     Stage("merge", {"model": MERGED}, folders=("model",), upstream=("train", "prepare_model"), stored=False,
           resources=HOST, in_chain=False),
+    # On request (snakemake build/serve): every adapter for llama.cpp's server, converted in seconds.
+    Stage("prepare_serving", {"serve": SERVING}, folders=("serve",), upstream=("prepare_model",),
+          other_skills=("parse_skill", "train"), per_skill=False, stored=False, resources=HOST, in_chain=False),
     # With evaluate.controls: one adapter on every skill's data, and the controls on each skill's prompts.
     Stage("train_shared", {"adapter": SHARED_ADAPTER, "metrics.jsonl": SHARED_METRICS}, folders=("adapter",),
           version=2, config_keys=("lora", "training", "seed"), upstream=("prepare_model",),

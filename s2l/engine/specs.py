@@ -126,6 +126,9 @@ def plan_specs(
         for skill, own in keys.items():
             specs[spec_path("merge", skill)] = keyed({**stage_spec("merge", config, skill), "upstream": {
                 name: own[name] for name in STAGES["merge"].upstream}})
+    specs[spec_path("prepare_serving")] = keyed({**stage_spec("prepare_serving", config), "upstream": {
+        "prepare_model": model["key"], **{f"{stage}/{skill}": own[stage] for skill, own in keys.items()
+                                          for stage in STAGES["prepare_serving"].other_skills}}})
     aggregated = {f"evaluate/{skill}": own["evaluate"] for skill, own in keys.items()}
     if config["evaluate"]["controls"]:
         shared = keyed({**stage_spec("train_shared", config), "upstream": {
