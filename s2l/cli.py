@@ -99,8 +99,12 @@ def cmd_prepare_serving(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
+    try:
+        import llama_cpp.server.app  # noqa: F401
+        import uvicorn
+    except ImportError as error:
+        raise UserError(f"s2l serve needs llama-cpp-python's server ({error}): make setup installs it, or "
+                        f"pip install 'llama-cpp-python[server]'") from None
     from s2l.models.llamacpp_server import read_serving, serving_app
 
     models, _ = read_serving(args.folder)

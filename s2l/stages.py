@@ -383,7 +383,7 @@ def prepare_serving(run: StageRun, skill_files: list[Path], adapters: list[Path]
         if gguf.suffix != ".gguf":
             raise UserError(f"base_model.source {source!r} is a model folder: llama.cpp's server runs a GGUF base "
                             f"model (convert it with llama.cpp's convert_hf_to_gguf.py), or serve the adapters with "
-                            f"vLLM (README: Serving)")
+                            f"vLLM (README: Serving a build)")
         base_config = json.loads((model / "config.json").read_text(encoding="utf-8"))
         write_serving(out, gguf, {skill.key: by_key[skill.key] for skill in skills},
                       {skill.key: f"{skill.name}: {skill.description}" for skill in skills}, base_config)

@@ -106,6 +106,7 @@ def test_endpoint_throughput_measures_both_backends(tmp_path: Path) -> None:
     assert [row["batch_size"] for row in result["local"]] == [16, 1]
 
 
+@pytest.mark.workflow
 def test_engine_throughput_measures_both_engines_on_the_same_prompts(tmp_path: Path) -> None:
     run_script("engine_throughput.py", "--requests", "2", "--max-new-tokens", "8", "--json", tmp_path / "e.json")
     result = json.loads((tmp_path / "e.json").read_text())

@@ -133,4 +133,4 @@ def test_status_lists_every_stage_and_calls_an_unbuilt_one_not_built(tmp_path):
     assert rows == [["*", "prepare_model", "not built"]] + [
         ["keep-a-changelog", stage, "not built"] for stage in ("parse_skill", "synthesize", "dataset", "train",
                                                                "evaluate", "evaluate_controls")] + [
-        ["*", "train_shared", "not built"], ["*", "benchmark", "not built"]]
+        ["*", "prepare_serving", "not built"], ["*", "train_shared", "not built"], ["*", "benchmark", "not built"]]

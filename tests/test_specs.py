@@ -78,13 +78,15 @@ def per_skill(*stages: str) -> set[str]:
 # The controls (on by default) read every skill's dataset (the shared adapter) and another skill's
 # adapter: anything that changes a dataset or an adapter changes them all.
 CONTROLS = per_skill("evaluate_controls") | {"train_shared"}
+# The serving folder reads every skill's adapter and parsed skill: a change to either changes it.
+SERVING = {"prepare_serving"}
 
 
 def test_lora_rank_changes_training_and_what_reads_the_adapter():
     def edit(config):
         config["lora"]["r"] = 8
 
-    expected = per_skill("train", "evaluate") | CONTROLS | {"benchmark"}
+    expected = per_skill("train", "evaluate") | CONTROLS | SERVING | {"benchmark"}
     assert changes(edit) == (expected, expected)
 
 
@@ -92,7 +94,7 @@ def test_generation_setting_changes_everything_from_synthesis_on():
     def edit(config):
         config["synthesize"]["generator"]["temperature"] = 1.0
 
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | SERVING | {"benchmark"}
     assert changes(edit) == (expected, expected)
 
 
@@ -100,7 +102,7 @@ def test_seed_changes_every_seeded_stage_and_what_follows():
     def edit(config):
         config["seed"] = 7
 
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | SERVING | {"benchmark"}
     assert changes(edit) == (expected, expected)
 
 
@@ -122,7 +124,7 @@ def test_a_longer_teacher_budget_rechecks_the_context_and_regenerates():
     def edit(config):
         config["synthesize"]["teacher"]["max_new_tokens"] = 256
 
-    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
+    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | SERVING | {"benchmark"}
     assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)
 
 
@@ -135,11 +137,11 @@ def test_settings_no_stage_reads_change_nothing():
     assert changes(edit) == (set(), set())
 
 
-def test_a_skill_edit_changes_only_that_skills_chain_and_the_benchmark():
+def test_a_skill_edit_changes_only_that_skills_chain_the_benchmark_and_the_serving_folder():
     edited = {**SKILLS, "beta": (Path("skills/beta"), "d" * 64)}
     before, after = plan(CONFIG), plan(CONFIG, edited)
     changed = {name for name in before if before[name]["key"] != after[name]["key"]}
-    assert changed == {f"beta/{stage}" for stage in CHAIN} | CONTROLS | {"benchmark"}
+    assert changed == {f"beta/{stage}" for stage in CHAIN} | CONTROLS | SERVING | {"benchmark"}
 
 
 def test_each_skill_is_controlled_by_the_next_skills_adapter_and_the_shared_one():
@@ -207,7 +209,7 @@ def test_switching_check_filtering_off_changes_the_synthesis_key():
     def edit(config):
         config["synthesize"]["filter_by_checks"] = False
 
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | SERVING | {"benchmark"}
     assert changes(edit) == (expected, expected)
 
 
@@ -215,7 +217,7 @@ def test_more_teacher_examples_recheck_the_context_and_regenerate():
     def edit(config):
         config["synthesize"]["teacher_examples"] = 5
 
-    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
+    regenerated = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | SERVING | {"benchmark"}
     assert changes(edit) == (regenerated | per_skill("parse_skill"), regenerated)
 
 
@@ -228,7 +230,7 @@ def with_endpoint_teacher(config: dict) -> None:
 
 
 def test_switching_the_teacher_to_an_endpoint_regenerates_and_the_key_variable_is_in_no_spec():
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | SERVING | {"benchmark"}
     assert changes(with_endpoint_teacher) == (expected, expected)
     config = copy.deepcopy(CONFIG)
     with_endpoint_teacher(config)
@@ -259,7 +261,7 @@ def test_another_endpoint_model_regenerates():
     after = copy.deepcopy(before)
     after["synthesize"]["teacher"]["model"] = "gpt-y"
     planned, replanned = plan(before), plan(after)
-    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | {"benchmark"}
+    expected = per_skill("synthesize", "dataset", "train", "evaluate") | CONTROLS | SERVING | {"benchmark"}
     assert {name for name in planned if planned[name]["key"] != replanned[name]["key"]} == expected
 
 
