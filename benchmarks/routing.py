@@ -111,9 +111,10 @@ def main() -> int:
         print(f"| {row['threshold']:.2f} | {row['accuracy']:.2f} | {row['false_triggers']:.2f} |")
     names = [*descriptions, NONE]
     print(f"\nAt the default threshold {DEFAULT_THRESHOLD}: rows the right route, columns where auto sent it\n")
-    print("| asked for | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1) + "|")
+    print("| asked for | " + " | ".join(names) + " | routed right |\n" + "|---" * (len(names) + 2) + "|")
     for expected, counts in default["confusion"].items():
-        print(f"| {expected} | " + " | ".join(str(counts.get(name, 0)) for name in names) + " |")
+        print(f"| {expected} | " + " | ".join(str(counts.get(name, 0)) for name in names)
+              + f" | {counts.get(expected, 0)} of {sum(counts.values())} |")
     print("\nPer set: " + ", ".join(f"{group} {share:.2f}" for group, share in default["per_set"].items()))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"served": list(descriptions), "requests": len(rows),
