@@ -113,3 +113,21 @@ def serving_folder(random_adapter, base_model_dir: Path, tmp_path_factory: pytes
     return write_serving(tmp_path_factory.mktemp("serve"), resolve_source(EMBEDDED_MODEL).weights,
                          {skill.key: random_adapter[1].parent}, {skill.key: f"{skill.name}: {skill.description}"},
                          base_config)
+
+
+@pytest.fixture(scope="session")
+def quick_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """stage_times.py's tiny run: conventional-commits' chain with tests/quick.yaml and the default
+    base model, the embedded GGUF, so on the llama.cpp engine; the work directory (its skills_dir is
+    ``skills/`` in it) and its figures."""
+    import json
+    import shutil
+
+    from workflow_helpers import run_script
+
+    workdir = tmp_path_factory.mktemp("stage-times")
+    # The skill alone in its skills_dir, so that what reads every skill's output (build/serve) reads it only.
+    shutil.copytree(ROOT / "skills" / "conventional-commits", workdir / "skills" / "conventional-commits")
+    run_script("stage_times.py", "--skills", "conventional-commits", "--skills-dir", workdir / "skills",
+               "--configfile", ROOT / "tests" / "quick.yaml", "--workdir", workdir, "--json", workdir / "stage_times.json")
+    return workdir, json.loads((workdir / "stage_times.json").read_text())

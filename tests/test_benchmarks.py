@@ -5,28 +5,17 @@ the script works end to end and writes what it should; its figures mean nothing.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from workflow_helpers import ROOT
+from workflow_helpers import BENCHMARKS, ROOT, run_script
 
 from s2l.engine.pipeline import CHAIN_STAGES, MODEL
 
-BENCHMARKS = ROOT / "benchmarks"
 TINY_RUNS = {"rebuild_overhead.py", "foreign_table.py", "readme_tables.py", "stage_times.py", "sweep.py",
              "engine_throughput.py", "routing.py", "serve_load.py",
              "train_throughput.py", "endpoint_throughput.py"}
-
-
-def run_script(name: str, *args: str | Path) -> str:
-    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)], capture_output=True,
-                            text=True, timeout=1200, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-    return result.stdout
 
 
 def test_every_benchmark_script_has_a_tiny_run_here() -> None:
@@ -56,15 +45,6 @@ def test_rebuild_overhead_times_a_no_op_of_both_workflows(tmp_path: Path) -> Non
     rows = json.loads((tmp_path / "overhead.json").read_text())["rows"]
     assert [row["skills"] for row in rows] == [2]
     assert all(value > 0 for value in rows[0].values())
-
-
-@pytest.fixture(scope="module")
-def quick_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """stage_times.py's tiny run: one skill's chain with tests/quick.yaml."""
-    workdir = tmp_path_factory.mktemp("stage-times")
-    run_script("stage_times.py", "--skills", "conventional-commits", "--configfile", ROOT / "tests" / "quick.yaml",
-               "--workdir", workdir, "--json", workdir / "stage_times.json")
-    return workdir, json.loads((workdir / "stage_times.json").read_text())
 
 
 @pytest.mark.workflow

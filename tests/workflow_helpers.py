@@ -1,7 +1,8 @@
-"""Running the real workflow from tests, and reading what a dry run schedules."""
+"""Running the real workflow and the benchmark scripts from tests, and reading what a dry run schedules."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -27,3 +28,14 @@ def scheduled_jobs(dry_run_output: str) -> set[tuple[str, str | None]]:
             skill = re.search(r"^\s+wildcards: skill=([\w-]+)", block, flags=re.MULTILINE)
             jobs.add((rule.group(1), skill.group(1) if skill else None))
     return jobs
+
+
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def run_script(name: str, *args: str | Path) -> str:
+    """Run ``benchmarks/<name>`` offline; its standard output."""
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)], capture_output=True,
+                            text=True, timeout=1200, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    return result.stdout
