@@ -107,8 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
                         f"pip install 'llama-cpp-python[server]'") from None
     from s2l.models.llamacpp_server import read_serving, serving_app
 
-    models, _ = read_serving(args.folder)
-    app = serving_app(args.folder, args.threads, args.threshold)
+    models, descriptions = read_serving(args.folder)
+    app = serving_app(models, descriptions, args.threads, args.threshold)
     print(f"serving {', '.join(entry['model_alias'] for entry in models)} and auto (routed) on "
           f"http://{args.host}:{args.port}/v1", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

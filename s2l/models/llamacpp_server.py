@@ -133,12 +133,13 @@ class AutoRouting:
         await self.app(scope, replay, send_routed)
 
 
-def serving_app(folder: Path, threads: int, threshold: float = DEFAULT_THRESHOLD):
-    """The server on a serving folder, with ``auto`` routed; the base model is loaded first."""
+def serving_app(models: list[dict[str, Any]], descriptions: dict[str, str], threads: int,
+                threshold: float = DEFAULT_THRESHOLD):
+    """The server on a serving folder's models (read_serving), with ``auto`` routed by the skills'
+    descriptions; the base model is loaded first."""
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-    models, descriptions = read_serving(folder)
     settings = [ModelSettings(**entry, n_threads=threads, n_threads_batch=threads) for entry in models]
     app = create_app(server_settings=ServerSettings(api_key=None, root_path=""), model_settings=settings)
     return AutoRouting(app, Router(descriptions, threshold))
