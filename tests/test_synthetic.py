@@ -32,7 +32,7 @@ from s2l.models.generation import LocalBackend
 from s2l.models.judge import Judge
 from s2l.models.request_cache import RequestCache
 from s2l.skills.checks import failed_checks
-from s2l.skills.overlap import word_ngrams
+from s2l.skills.overlap import invented_names, word_ngrams
 from s2l.skills.skill import load_skill
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +70,17 @@ def test_a_kept_answer_that_passed_really_passes_every_check(answers):
             assert failed_checks(SKILL.checks, answer.completion.text) == []
         else:
             assert answer.samples == 3  # the whole budget was spent before giving up
+
+
+def test_an_answer_that_invents_a_code_name_is_kept_only_once_every_try_did(answers):
+    # A small teacher copies names from the examples it is shown (`Raises: ValueError` on a function
+    # that raises nothing); such an answer is the fallback, kept only when no try named only what the
+    # request holds, and never shown to the teacher as an example.
+    shown = {example for answer in answers for example in answer.shown}
+    for number, (request, answer) in enumerate(zip(REQUESTS, answers)):
+        if invented_names(request, answer.completion.text):
+            assert answer.samples == 3
+            assert f"train-{number}" not in shown
 
 
 def test_the_teacher_sees_only_the_skills_examples_and_other_training_answers(answers):

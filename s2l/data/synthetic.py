@@ -36,7 +36,7 @@ from s2l.models.constrain import CheckConstraint
 from s2l.models.judge import Judge
 from s2l.skills.checks import failed_checks
 from s2l.skills.examples import EXAMPLE_HEADING
-from s2l.skills.overlap import CopyFilter, NearDuplicates
+from s2l.skills.overlap import CopyFilter, NearDuplicates, invented_names
 from s2l.skills.skill import Skill
 
 GENERATOR_SYSTEM = (
@@ -110,12 +110,20 @@ class TeacherSettings:
     max_shape_share: float
     # Local decoding held to the checks anchored at the answer's start (s2l/models/constrain.py).
     hold_to_checks: bool
+    # An answer that uses a code name its request does not hold (s2l/skills/overlap.py: invented_names) is
+    # kept only when no later try names only what the request holds, and is never shown as an example.
+    prefer_grounded: bool
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TeacherSettings:
         synthesis, dataset = config["synthesize"], config["dataset"]
         return cls(synthesis["teacher_examples"], synthesis["teacher_samples"], synthesis["filter_by_checks"],
-                   dataset["copy_ngram_words"], dataset["max_shape_share"], synthesis["hold_to_checks"])
+                   dataset["copy_ngram_words"], dataset["max_shape_share"], synthesis["hold_to_checks"],
+                   synthesis["prefer_grounded"])
+
+    def grounded(self, request: str, answer: str) -> bool:
+        """Whether ``answer`` uses only code names ``request`` holds (always true with prefer_grounded off)."""
+        return not self.prefer_grounded or not invented_names(request, answer)
 
     def constraint(self, skill: Skill) -> CheckConstraint | None:
         """What the teacher's decoding is held to: the skill's anchored checks, when answers are filtered
@@ -420,6 +428,7 @@ def answer_requests(
     shapes: Counter[str] = Counter()
 
     kept: list[Answer | None] = [None] * len(requests)
+    fallback: list[Answer | None] = [None] * len(requests)  # acceptable, but naming what the request does not hold
     tries = [0] * len(requests)
     pending = list(range(len(requests)))
     for attempt in range(settings.samples):
@@ -446,16 +455,22 @@ def answer_requests(
             tries[index] += 1
             answer = Answer(completion, tries[index], passed, tuple(example["id"] for example in examples), verdicts)
             shape = answer_shape(completion.text, form.opening)
-            if grader.acceptable(answer) and shapes[shape] < limit:
+            acceptable = grader.acceptable(answer) and shapes[shape] < limit
+            grounded = settings.grounded(requests[index], completion.text)
+            if acceptable and not grounded and attempt + 1 < settings.samples:
+                fallback[index] = fallback[index] or answer  # kept if no later try is grounded
+            elif acceptable:
                 kept[index] = answer
                 accepted.add(index)
                 shapes[shape] += 1
-                if learn and answer.passed:
+                if learn and answer.passed and grounded:
                     shown = shown + [{"id": ids[index], "request": requests[index], "answer": completion.text}]
             elif kept[index] is None or kept[index].completion.finish_reason == "length":
                 # Until an answer is accepted, keep the latest that at least ended its turn.
                 kept[index] = answer
         pending = [index for index in pending if index not in accepted]
+    for index in pending:
+        kept[index] = fallback[index] or kept[index]
     return [replace(answer, samples=tries[i]) for i, answer in enumerate(kept)]  # type: ignore[arg-type]
 
 
@@ -514,7 +529,8 @@ def seed_search(skill: Skill, generator: tuple[Backend, Role], teacher: tuple[Ba
                         grades[number * search.samples:(number + 1) * search.samples])
             for tries, (completion, (passed, verdicts)) in enumerate(tried, 1):
                 answer = Answer(completion, tries, passed, tuple(example["id"] for example in examples), verdicts)
-                if answer.passed and grader.acceptable(answer) and request not in {seed["request"] for seed in seeds}:
+                if answer.passed and grader.acceptable(answer) and settings.grounded(request, completion.text) \
+                        and request not in {seed["request"] for seed in seeds}:
                     seeds.append({"id": f"{skill.key}-seed-{len(seeds):02d}", "request": request,
                                   "answer": completion.text, "kept": answer})
                     break

@@ -1,5 +1,6 @@
-"""Near-duplicate text: word n-gram overlap, so that nothing the evaluation scores reaches the
-teacher or the training data in a lightly reworded form."""
+"""Overlap between texts: word n-gram near-duplicates, so that nothing the evaluation scores reaches
+the teacher or the training data in a lightly reworded form; and the code names an answer uses that
+its request does not hold (invented)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,16 @@ class NearDuplicates:
 
     def add(self, text: str) -> None:
         self._seen.append(shingles(text))
+
+
+# Names of code entities a text can use: CamelCase of two parts or more (``ValueError``,
+# ``UserRepository``) and snake_case (``max_length``, ``fetch_all``).
+CODE_NAME = re.compile(r"\b(?:[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+|[a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b")
+
+
+def invented_names(request: str, answer: str) -> list[str]:
+    """The code names ``answer`` uses that ``request`` does not hold: a small teacher copies them from
+    the examples it was shown (a ``Raises: ValueError`` on a function that raises nothing, a parameter
+    the function does not take), and a student trained on them invents them too."""
+    given = set(_WORD.findall(request))
+    return sorted({name for name in CODE_NAME.findall(answer) if name not in given})
