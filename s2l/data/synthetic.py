@@ -122,8 +122,9 @@ class TeacherSettings:
                    synthesis["prefer_grounded"])
 
     def grounded(self, request: str, answer: str) -> bool:
-        """Whether ``answer`` uses only code names ``request`` holds (always true with prefer_grounded off)."""
-        return not self.prefer_grounded or not invented_names(request, answer)
+        """Whether ``answer`` uses only code names ``request`` holds; always true with prefer_grounded or
+        filter_by_checks off (unfiltered, the first answer that ends its turn is kept, as documented)."""
+        return not (self.prefer_grounded and self.filter_by_checks) or not invented_names(request, answer)
 
     def constraint(self, skill: Skill) -> CheckConstraint | None:
         """What the teacher's decoding is held to: the skill's anchored checks, when answers are filtered
