@@ -1,5 +1,6 @@
 """The two local engines side by side in one run (a benchmark, not a test): the teacher's generation
-of a shipped skill, on transformers (the reference) and on llama.cpp.
+of a shipped skill, on transformers (the reference) and on llama.cpp, with flash attention off (as
+llama.cpp's auto leaves it on CPU) and on (s2l's setting).
 
 Both answer the same teacher prompts, as the synthesize stage writes them: the SKILL.md, the skill's
 own worked examples as earlier turns, a request; the answer's opening (chosen once, by the reference
@@ -7,7 +8,7 @@ model, and given to both), the stop at the shared ending and decoding held to th
 with the teacher's sampling and batch size from config.yaml. The requests describe changes written
 here, none from evals.json. Prints and writes, per engine: seconds, completion tokens/s, and the raw
 pass rate (the share of answers the teacher would keep: ended, and passing every check of the
-skill; with a bootstrap interval); and the tokens/s ratio. Each engine runs alone; nothing else should run on the machine meanwhile.
+skill; with a bootstrap interval); and the tokens/s ratios. Each engine runs alone; nothing else should run on the machine meanwhile.
 
     python benchmarks/engine_throughput.py [--skill conventional-commits] [--requests 64]
 """
@@ -53,7 +54,7 @@ def measured(engine: str, backend, conversations, sampling, starts, stop, constr
     row = {"engine": engine, "answers": len(done), "seconds": round(seconds, 2), "completion_tokens": tokens,
            "tokens_per_second": round(tokens / seconds, 1), "ended": sum(c.finish_reason == "stop" for c in done),
            "pass_rate": bootstrap(passed)}
-    print(f"{engine:<13} {seconds:7.1f} s {row['tokens_per_second']:7.1f} tok/s  "
+    print(f"{engine:<30} {seconds:7.1f} s {row['tokens_per_second']:7.1f} tok/s  "
           f"pass rate {row['pass_rate']['mean']:.2f} {row['pass_rate']['ci95']}", flush=True)
     return row
 
@@ -102,18 +103,22 @@ def main() -> int:
             starts = [form.alternatives[row.index(max(row))] for row in scores]
         rows = [measured("transformers", reference, conversations, sampling, starts, form.ending, constraint, skill)]
         del reference
-        engine = LlamaCppModel(resolve_source(source).weights, tokenizer, "engine", args.threads)
-        rows.append(measured("llama.cpp", engine.backend(synthesis["batch_size"]), conversations, sampling, starts,
-                             form.ending, constraint, skill))
-    ratio = round(rows[1]["tokens_per_second"] / rows[0]["tokens_per_second"], 2)
-    print(f"llama.cpp / transformers tokens/s: {ratio}")
+        for name, flash_attention in (("llama.cpp, no flash attention", False), ("llama.cpp", True)):
+            engine = LlamaCppModel(resolve_source(source).weights, tokenizer, "engine", args.threads, flash_attention)
+            rows.append(measured(name, engine.backend(synthesis["batch_size"]), conversations, sampling, starts,
+                                 form.ending, constraint, skill))
+            del engine
+    ratio = round(rows[-1]["tokens_per_second"] / rows[0]["tokens_per_second"], 2)
+    flash_ratio = round(rows[-1]["tokens_per_second"] / rows[1]["tokens_per_second"], 2)
+    print(f"llama.cpp / transformers tokens/s: {ratio}; flash attention on / off: {flash_ratio}")
     import llama_cpp
 
     results = {"machine": {"cpus": os.cpu_count(), "threads": args.threads, "python": platform.python_version(),
                            "torch": torch.__version__, "llama_cpp_python": llama_cpp.__version__},
                "skill": args.skill, "requests": args.requests, "batch_size": synthesis["batch_size"],
                "sampling": vars(sampling), "held_to_checks": constraint is not None, "worked_examples": len(examples),
-               "engines": rows, "tokens_per_second_ratio": ratio}
+               "engines": rows, "tokens_per_second_ratio": ratio,
+               "flash_attention_ratio": flash_ratio}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -74,8 +74,9 @@ def test_train_throughput_compares_both_trainers_on_a_build(quick_build: tuple[P
     run_script("train_throughput.py", "--workdir", workdir, "--steps", "1", "--repeats", "1",
                "--json", tmp_path / "throughput.json")
     result = json.loads((tmp_path / "throughput.json").read_text())
-    assert [run["trainer"] for run in result["runs"]] == ["plain", "s2l"]
-    assert result["speedup"] > 0
+    assert [run["trainer"] for run in result["runs"]] == ["plain", "s2l_fp32", "s2l"]
+    assert [run["precision"] for run in result["runs"]] == ["float32", "float32", result["summary"]["s2l"]["precision"]]
+    assert result["speedup"] > 0 and result["bf16_speedup"] > 0
 
 
 @pytest.mark.workflow
@@ -90,9 +91,10 @@ def test_endpoint_throughput_measures_both_backends(tmp_path: Path) -> None:
 def test_engine_throughput_measures_both_engines_on_the_same_prompts(tmp_path: Path) -> None:
     run_script("engine_throughput.py", "--requests", "2", "--max-new-tokens", "8", "--json", tmp_path / "e.json")
     result = json.loads((tmp_path / "e.json").read_text())
-    assert [row["engine"] for row in result["engines"]] == ["transformers", "llama.cpp"]
+    assert [row["engine"] for row in result["engines"]] == ["transformers", "llama.cpp, no flash attention",
+                                                            "llama.cpp"]
     assert all(row["answers"] == 2 and row["completion_tokens"] > 0 for row in result["engines"])
-    assert result["tokens_per_second_ratio"] > 0
+    assert result["tokens_per_second_ratio"] > 0 and result["flash_attention_ratio"] > 0
 
 
 def test_routing_scores_every_request_set_and_threshold(tmp_path: Path) -> None:

@@ -130,10 +130,12 @@ class LlamaCppModel:
     """A GGUF model loaded in llama.cpp, with the one context its backends decode in (one job runs
     one generation at a time: the generator's, then the teacher's)."""
 
-    def __init__(self, gguf: Path, tokenizer, model_id: str, threads: int | None = None) -> None:
+    def __init__(self, gguf: Path, tokenizer, model_id: str, threads: int | None = None,
+                 flash_attention: bool = True) -> None:
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.threads = threads or os.cpu_count() or 1
+        self.flash_attention = flash_attention
         self.stops = stop_token_ids(tokenizer)
         # llama.cpp logs every context and graph it builds to stderr unless its logger says otherwise.
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
@@ -179,6 +181,11 @@ class LlamaCppModel:
             # One buffer for all sequences, so the rows attend over the prefix's own cells (measured:
             # 132 tokens/s against 118 with a buffer per sequence, teacher prompts of 540 tokens, 32 rows).
             params.kv_unified = True
+            # Flash attention skips the cells a row's mask hides (the other rows' own), where plain
+            # attention multiplies them all; llama.cpp's auto leaves it off on CPU (measured:
+            # benchmarks/results/cpu_speed.json).
+            params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attention
+                                      else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
             params.n_threads = params.n_threads_batch = self.threads
             params.no_perf = True
             if self._context is not None:
