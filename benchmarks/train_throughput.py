@@ -1,6 +1,4 @@
-"""Training throughput: s2l's trainer against a plain transformers Trainer, same model, data and steps;
-and s2l's trainer in fp32 against its default precision on this machine (bf16 autocast on a CPU with
-bf16 instructions, s2l/training/train.py: training_precision).
+"""Training throughput: s2l's trainer against a plain transformers Trainer, same model, data and steps.
 
 s2l's trainer (s2l/training/train.py) packs each batch into one row without padding and computes logits only
 where an answer token follows. The baseline is the stock recipe: ``Trainer`` with
@@ -9,9 +7,8 @@ over every position. Both train the same LoRA on the same base model, records, b
 and number of steps, with the same per-step metrics callback; tokens count real (non-padding)
 tokens only, so tokens/s is useful work per second.
 
-Each training runs in its own process (peak RSS is per process), alternating plain, s2l in fp32
-(``training.quantization: none``) and s2l as configured, ``--repeats`` times in one run; the figures
-are medians. Results go to
+Each training runs in its own process (peak RSS is per process), alternating baseline and s2l
+``--repeats`` times in one run; the figures are medians. Results go to
 ``benchmarks/results/train_throughput.json``.
 
     python benchmarks/train_throughput.py --workdir /path/to/a/built/workdir --skill conventional-commits
@@ -33,7 +30,6 @@ from s2l.engine.pipeline import DATASET, MODEL
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "train_throughput.json"
 TARGET_RATIO = 1.5
-TRAINERS = ("plain", "s2l_fp32", "s2l")
 
 
 def train_once(trainer: str, model_dir: Path, dataset_file: Path, steps: int, threads: int, out: Path) -> dict:
@@ -58,13 +54,11 @@ def train_once(trainer: str, model_dir: Path, dataset_file: Path, steps: int, th
     config = load_config([])
     lora = section_settings(LoraSettings, config["lora"])
     training = replace(section_settings(TrainingSettings, config["training"]), max_steps=steps)
-    if trainer == "s2l_fp32":
-        training = replace(training, quantization="none")
     metrics = out / "metrics.jsonl"
-    if trainer != "plain":
+    if trainer == "s2l":
         result = train_adapter(model_dir, [dataset_file], lora, training, config["seed"], out / "adapter",
                                TrainingRun(out / "checkpoints", metrics, threads), config["base_model"]["id"])
-        losses, precision = result.loss_history, result.precision.split()[0]
+        losses = result.loss_history
     else:
         set_seed(config["seed"])
         tokenizer = load_tokenizer(model_dir)
@@ -80,10 +74,10 @@ def train_once(trainer: str, model_dir: Path, dataset_file: Path, steps: int, th
                          data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
                          callbacks=[step_metrics(metrics, "cpu")])
         runner.train()
-        losses, precision = [entry["loss"] for entry in runner.state.log_history if "loss" in entry], "float32"
+        losses = [entry["loss"] for entry in runner.state.log_history if "loss" in entry]
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     tokens, seconds = sum(r["tokens"] for r in rows), sum(r["seconds"] for r in rows)
-    return {"trainer": trainer, "precision": precision, "steps": len(rows), "tokens": tokens, "seconds": seconds,
+    return {"trainer": trainer, "steps": len(rows), "tokens": tokens, "seconds": seconds,
             "tokens_per_second": tokens / seconds, "losses": losses}
 
 
@@ -110,7 +104,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="trainings per trainer, alternating")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the raw figures (default: %(default)s)")
-    parser.add_argument("--child", choices=TRAINERS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["plain", "s2l"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     dataset_file = arguments.workdir / DATASET.format(skill=arguments.skill)
@@ -124,37 +118,29 @@ def main() -> int:
         return 0
     runs = []
     for repeat in range(arguments.repeats):
-        for trainer in TRAINERS:
+        for trainer in ("plain", "s2l"):
             row = run_child(trainer, arguments)
-            print(f"{trainer:>8} ({row['precision']}) #{repeat + 1}: {row['tokens']} tokens in {row['seconds']:.1f} s = "
+            print(f"{trainer:>5} #{repeat + 1}: {row['tokens']} tokens in {row['seconds']:.1f} s = "
                   f"{row['tokens_per_second']:.0f} tokens/s, peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
             runs.append(row)
     summary = {}
-    for trainer in TRAINERS:
+    for trainer in ("plain", "s2l"):
         rows = [r for r in runs if r["trainer"] == trainer]
-        summary[trainer] = {"precision": rows[0]["precision"],
-                            "tokens_per_second": statistics.median(r["tokens_per_second"] for r in rows),
+        summary[trainer] = {"tokens_per_second": statistics.median(r["tokens_per_second"] for r in rows),
                             "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in rows),
                             "tokens_per_step": rows[0]["tokens"] / rows[0]["steps"],
                             "final_loss": rows[0]["losses"][-1]}
-    # The packing and answer-only logits, each in fp32; then the precision, each s2l's trainer.
-    ratio = summary["s2l_fp32"]["tokens_per_second"] / summary["plain"]["tokens_per_second"]
-    memory = summary["s2l_fp32"]["peak_rss_mib"] / summary["plain"]["peak_rss_mib"]
-    bf16_ratio = summary["s2l"]["tokens_per_second"] / summary["s2l_fp32"]["tokens_per_second"]
-    # runs[0], runs[1], runs[2]: the first of each, the same batches step for step.
+    ratio = summary["s2l"]["tokens_per_second"] / summary["plain"]["tokens_per_second"]
+    memory = summary["s2l"]["peak_rss_mib"] / summary["plain"]["peak_rss_mib"]
+    # runs[0] and runs[1] are the first plain and s2l trainings: the same batches, step for step.
     loss_difference = max(abs(a - b) for a, b in zip(runs[0]["losses"], runs[1]["losses"]))
-    precision_loss_difference = max(abs(a - b) for a, b in zip(runs[1]["losses"], runs[2]["losses"]))
     result = {"skill": arguments.skill, "steps": arguments.steps, "repeats": arguments.repeats,
               "threads": arguments.threads, "summary": summary, "speedup": ratio, "memory_ratio": memory,
-              "max_loss_difference": loss_difference, "target_speedup": TARGET_RATIO,
-              "bf16_speedup": bf16_ratio, "precision": summary["s2l"]["precision"],
-              "max_loss_difference_precision": precision_loss_difference, "runs": runs}
+              "max_loss_difference": loss_difference, "target_speedup": TARGET_RATIO, "runs": runs}
     arguments.json.parent.mkdir(parents=True, exist_ok=True)
     arguments.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"s2l vs plain Trainer, both fp32: {ratio:.2f}x tokens/s (target {TARGET_RATIO}x), peak RSS x{memory:.2f}; "
-          f"largest per-step loss difference {loss_difference:.2e}")
-    print(f"s2l in {summary['s2l']['precision']} vs fp32: {bf16_ratio:.2f}x tokens/s; largest per-step loss "
-          f"difference {precision_loss_difference:.2e}; written to {arguments.json}")
+    print(f"s2l vs plain Trainer: {ratio:.2f}x tokens/s (target {TARGET_RATIO}x), peak RSS x{memory:.2f}; "
+          f"largest per-step loss difference {loss_difference:.2e}; written to {arguments.json}")
     return 0
 
 

@@ -74,9 +74,8 @@ def test_train_throughput_compares_both_trainers_on_a_build(quick_build: tuple[P
     run_script("train_throughput.py", "--workdir", workdir, "--steps", "1", "--repeats", "1",
                "--json", tmp_path / "throughput.json")
     result = json.loads((tmp_path / "throughput.json").read_text())
-    assert [run["trainer"] for run in result["runs"]] == ["plain", "s2l_fp32", "s2l"]
-    assert [run["precision"] for run in result["runs"]] == ["float32", "float32", result["summary"]["s2l"]["precision"]]
-    assert result["speedup"] > 0 and result["bf16_speedup"] > 0
+    assert [run["trainer"] for run in result["runs"]] == ["plain", "s2l"]
+    assert result["speedup"] > 0
 
 
 @pytest.mark.workflow

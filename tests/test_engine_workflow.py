@@ -2,7 +2,7 @@
 it ships (``synthesize.engine`` and ``evaluate.engine`` auto: llama.cpp) with tests/quick.yaml, up to
 its eval report (the stage-timing benchmark's tiny build, shared with tests/test_benchmarks.py) and
 then the serving folder; ``s2l serve`` on that folder, the skill's adapter asked through the
-``openai`` client against what PEFT generates with it. (tests/test_workflow.py builds on the
+``openai`` client against what PEFT generates with it. (tests/test_rebuilds.py builds on the
 transformers engine: a model folder source.)"""
 
 from __future__ import annotations

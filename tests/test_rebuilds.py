@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import ROOT, cpu_has_bf16_instructions, scheduled_jobs, snakemake
+from workflow_helpers import ROOT, scheduled_jobs, snakemake
 
 # Skills with short answers: a tiny teacher budget still yields training records for them. Two are
 # enough to see that one skill's change leaves the other alone.
@@ -120,8 +120,10 @@ def test_every_artefact_has_a_manifest_with_its_keys(workdir: Path) -> None:
         # What training read: the dataset's bytes, as the dataset's own manifest recorded them.
         dataset_records = manifest(workdir, skill, "dataset")["outputs"]["records.jsonl"]["sha256"]
         assert manifest(workdir, skill, "train")["reads"]["dataset"]["records.jsonl"] == dataset_records
-        precision = "bfloat16" if cpu_has_bf16_instructions() else "float32"
-        assert manifest(workdir, skill, "train")["facts"] == {"precision": f"{precision} LoRA on cpu"}
+        assert manifest(workdir, skill, "train")["facts"] == {"precision": "float32 LoRA on cpu"}
+        # A model folder source: the reference engine writes the data (tests/test_workflow.py builds on llama.cpp).
+        usage = json.loads((build_dir / "synthetic" / f"{skill}.usage.json").read_text())
+        assert {usage[role]["engine"] for role in ("generator", "teacher")} == {"transformers"}
         adapter_key = json.loads((build_dir / "specs" / skill / "train.json").read_text())["key"]
         assert adapter_key in (build_dir / "adapters" / skill / "README.md").read_text()
     model = json.loads((build_dir / "specs" / "prepare_model.json").read_text())

@@ -83,6 +83,33 @@ def test_an_answer_that_invents_a_code_name_is_kept_only_once_every_try_did(answ
             assert f"train-{number}" not in shown
 
 
+# Functions that raise nothing, for a skill whose worked example documents `Raises: FileNotFoundError`.
+PLAIN_FUNCTIONS = [
+    "def mean(values: list[float]) -> float:\n    return sum(values) / len(values)",
+    "def greet(name: str) -> str:\n    return f\"Hello, {name}!\"",
+    "def clamp(value: int, low: int, high: int) -> int:\n    return max(low, min(value, high))",
+    "def is_even(number: int) -> bool:\n    return number % 2 == 0",
+    "def initials(first: str, last: str) -> str:\n    return first[0] + last[0]",
+    "def celsius(fahrenheit: float) -> float:\n    return (fahrenheit - 32) * 5 / 9",
+]
+
+
+@LONG
+def test_a_teacher_copying_raises_from_its_examples_keeps_such_an_answer_only_when_every_try_did(llama_model):
+    docstrings = load_skill(ROOT / "skills" / "google-docstrings")
+    ids = [f"train-{n}" for n in range(len(PLAIN_FUNCTIONS))]
+    settings = replace(TeacherSettings.from_config(default_config()), samples=2)
+    kept = answer_requests(docstrings, PLAIN_FUNCTIONS, ids, llama_model.backend(8), replace(TEACHER, max_new_tokens=96),
+                           settings, 0, worked_examples(docstrings), learn=True, desc="plain functions")
+    invented = [number for number, answer in enumerate(kept)
+                if invented_names(PLAIN_FUNCTIONS[number], answer.completion.text)]
+    assert invented, "no kept answer names code its function lacks: this test would check nothing"
+    shown = {example for answer in kept for example in answer.shown}
+    for number in invented:
+        assert kept[number].samples == settings.samples  # every try named something the function lacks
+        assert ids[number] not in shown
+
+
 def test_the_teacher_sees_only_the_skills_examples_and_other_training_answers(answers):
     allowed = {seed["id"] for seed in SEEDS} | {f"train-{n}" for n in range(len(REQUESTS))}
     for number, answer in enumerate(answers):

@@ -13,25 +13,12 @@ ANSWERS = ["feat: add x", "fix(parser): handle an empty line at the end of a fil
            "docs: explain\n\nA longer body that spans\nseveral lines of text.", "chore: bump"]
 
 
-def test_auto_uses_qlora_on_cuda_and_bf16_only_on_a_cpu_that_multiplies_it() -> None:
+def test_auto_uses_qlora_on_cuda_and_fp32_on_cpu() -> None:
     cuda = select_precision("auto", cuda_available=True)
     assert (cuda.device, cuda.quantize_4bit, cuda.compute_dtype) == ("cuda", True, "bfloat16")
     cpu = select_precision("auto", cuda_available=False)
     assert (cpu.device, cpu.quantize_4bit, cpu.compute_dtype) == ("cpu", False, "float32")
     assert "nf4" in cuda.label and "cpu" in cpu.label
-    bf16 = select_precision("auto", cuda_available=False, cpu_bf16=True)
-    assert (bf16.device, bf16.quantize_4bit, bf16.compute_dtype, bf16.label) == (
-        "cpu", False, "bfloat16", "bfloat16 LoRA on cpu")
-    # none asks for full precision: fp32 even where the CPU has bf16 instructions.
-    assert select_precision("none", cuda_available=False, cpu_bf16=True).compute_dtype == "float32"
-
-
-def test_bf16_instructions_are_read_as_the_kernel_reports_them() -> None:
-    from workflow_helpers import cpu_has_bf16_instructions
-
-    from s2l.training.train import cpu_multiplies_bf16
-
-    assert cpu_multiplies_bf16() == cpu_has_bf16_instructions()
 
 
 def test_none_never_quantizes() -> None:
@@ -65,9 +52,7 @@ def test_cuda_trains_with_a_paged_8bit_adamw_and_activation_checkpointing(tmp_pa
     cuda = device_arguments(select_precision("auto", cuda_available=True))
     assert cuda == {"optim": "paged_adamw_8bit", "activation_checkpointing": True, "bf16": True}
     assert device_arguments(select_precision("none", cuda_available=True))["bf16"] is False
-    assert device_arguments(select_precision("auto", cuda_available=False)) == {"use_cpu": True, "bf16": False}
-    assert device_arguments(select_precision("auto", cuda_available=False, cpu_bf16=True)) == {
-        "use_cpu": True, "bf16": True}
+    assert device_arguments(select_precision("auto", cuda_available=False)) == {"use_cpu": True}
     # The optimizer name resolves, in this transformers, to bitsandbytes' AdamW in 8 bits, paged
     # (bf16 is left out: TrainingArguments refuses it on a machine without a GPU).
     arguments = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, optim=cuda["optim"])

@@ -66,7 +66,7 @@ def write_deviant_skill(skills: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Path:
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("workflow")
     skills = root / "skills"
     for key in GOOD:
@@ -83,9 +83,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> P
     (skills / LONG / "SKILL.md").write_text(long_text + "\n".join(
         f"{n}. Rule {n}: the scope names the module touched, in lower case, and never the ticket number." for n in
         range(700)))
-    # The session's prepared model serves as a local model folder source (the GGUF path is tested too).
-    overrides = {"skills_dir": str(skills), "store_dir": str(root / "store"),
-                 "base_model": {"source": str(base_model_dir), "id": "SmolLM2-135M-Instruct"}}
+    # The default base model, the embedded GGUF: generation on llama.cpp, as users build. (A model
+    # folder source, on the transformers engine, is built by tests/test_rebuilds.py.)
+    overrides = {"skills_dir": str(skills), "store_dir": str(root / "store")}
     (root / "test.yaml").write_text(yaml.safe_dump(overrides))
     return root
 

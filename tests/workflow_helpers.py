@@ -19,15 +19,6 @@ def snakemake(workdir: Path, *args: str, configfiles: tuple[Path, ...] = ()) -> 
     return subprocess.run(command, capture_output=True, text=True, timeout=1800)
 
 
-def cpu_has_bf16_instructions() -> bool:
-    """Whether the kernel lists AMX or AVX512-BF16 among this CPU's flags (/proc/cpuinfo)."""
-    flags: set[str] = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags |= set(line.split(":", 1)[1].split())
-    return bool(flags & {"amx_bf16", "amx_tile", "avx512_bf16"})
-
-
 def scheduled_jobs(dry_run_output: str) -> set[tuple[str, str | None]]:
     """(rule, skill) for every job a dry run lists, leaving out the ``all`` target itself."""
     jobs = set()

@@ -182,8 +182,8 @@ class LlamaCppModel:
             # 132 tokens/s against 118 with a buffer per sequence, teacher prompts of 540 tokens, 32 rows).
             params.kv_unified = True
             # Flash attention skips the cells a row's mask hides (the other rows' own), where plain
-            # attention multiplies them all; llama.cpp's auto leaves it off on CPU (measured:
-            # benchmarks/results/cpu_speed.json).
+            # attention multiplies them all; llama.cpp's auto setting decoded as slowly as off here
+            # (benchmarks/results/engine_throughput.json).
             params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attention
                                       else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
             params.n_threads = params.n_threads_batch = self.threads

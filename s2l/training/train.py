@@ -53,35 +53,22 @@ class Precision:
         return "4-bit nf4 QLoRA" if self.quantize_4bit else f"{self.compute_dtype} LoRA on {self.device}"
 
 
-def select_precision(quantization: str, cuda_available: bool, cpu_bf16: bool = False) -> Precision:
-    """auto: QLoRA (nf4, bf16 compute) on CUDA; on CPU, LoRA in bf16 autocast where the CPU multiplies
-    bf16 itself (``cpu_bf16``), else fp32. none: no 4-bit base, fp32. nf4 without CUDA is an error."""
+def select_precision(quantization: str, cuda_available: bool) -> Precision:
+    """auto: QLoRA (nf4, bf16 compute) on CUDA, fp32 LoRA on CPU; nf4 without CUDA is an error."""
     if quantization not in ("auto", "nf4", "none"):
         raise ValueError(f"training.quantization: {quantization!r} is not one of auto, nf4, none")
     if quantization == "nf4" and not cuda_available:
         raise ValueError("training.quantization: nf4 needs a CUDA GPU (bitsandbytes); use auto or none")
     if cuda_available and quantization in ("auto", "nf4"):
         return Precision("cuda", True, "bfloat16")
-    if not cuda_available and quantization == "auto" and cpu_bf16:
-        return Precision("cpu", False, "bfloat16")
     return Precision("cuda" if cuda_available else "cpu", False, "float32")
-
-
-def cpu_multiplies_bf16() -> bool:
-    """Whether this CPU has bf16 matrix instructions (AMX or AVX512-BF16). There bf16 autocast trains
-    faster than fp32 (benchmarks/results/cpu_speed.json); a CPU without them emulates bf16, slower."""
-    import torch
-
-    return any(getattr(torch.cpu, probe, lambda: False)()
-               for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
 def training_precision(training: TrainingSettings) -> Precision:
     """The precision training will use on this machine."""
     import torch
 
-    cuda = torch.cuda.is_available()
-    return select_precision(training.quantization, cuda, not cuda and cpu_multiplies_bf16())
+    return select_precision(training.quantization, torch.cuda.is_available())
 
 
 def nf4_settings(precision: Precision) -> dict[str, Any] | None:
@@ -97,10 +84,9 @@ def device_arguments(precision: Precision) -> dict[str, Any]:
     """The TrainingArguments that depend on the device. On CUDA: a paged 8-bit AdamW (optimizer
     states in bitsandbytes' paged memory, so a long batch spills instead of running out) and
     activation (gradient) checkpointing, recomputed in the backward pass instead of held: the QLoRA
-    recipe; bf16 when that is the compute dtype. On CPU: Trainer's defaults, in bf16 autocast when
-    that is the compute dtype (the weights stay fp32)."""
+    recipe; bf16 when that is the compute dtype. On CPU: Trainer's defaults, fp32."""
     if precision.device != "cuda":
-        return {"use_cpu": True, "bf16": precision.compute_dtype == "bfloat16"}
+        return {"use_cpu": True}
     return {"optim": "paged_adamw_8bit", "activation_checkpointing": True,
             "bf16": precision.compute_dtype == "bfloat16"}
 
@@ -111,8 +97,7 @@ def load_base_for_training(model_dir: Path, precision: Precision):
 
     settings = nf4_settings(precision)
     if settings is None:
-        # fp32 weights: on CPU a bf16 compute dtype is autocast, not a bf16 copy of the base.
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, precision.compute_dtype))
         if precision.device == "cuda":
             model.enable_input_require_grads()  # gradients reach checkpointed layers past frozen embeddings
         return model.to(precision.device)
