@@ -1,6 +1,6 @@
 """The two local engines side by side in one run (a benchmark, not a test): the teacher's generation
-of a shipped skill, on transformers (the reference) and on llama.cpp, with flash attention off (as
-llama.cpp's auto setting decoded here) and on (s2l's setting).
+of a shipped skill, on transformers (the reference) and on llama.cpp, with flash attention off and on
+(s2l's setting, and what llama.cpp's auto setting chooses on this CPU).
 
 Both answer the same teacher prompts, as the synthesize stage writes them: the SKILL.md, the skill's
 own worked examples as earlier turns, a request; the answer's opening (chosen once, by the reference

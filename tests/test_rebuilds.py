@@ -21,6 +21,8 @@ import pytest
 import yaml
 from workflow_helpers import ROOT, scheduled_jobs, snakemake
 
+from s2l.schemas import validate
+
 # Skills with short answers: a tiny teacher budget still yields training records for them. Two are
 # enough to see that one skill's change leaves the other alone.
 SKILLS = ("commit-messages", "conventional-commits")
@@ -121,9 +123,12 @@ def test_every_artefact_has_a_manifest_with_its_keys(workdir: Path) -> None:
         dataset_records = manifest(workdir, skill, "dataset")["outputs"]["records.jsonl"]["sha256"]
         assert manifest(workdir, skill, "train")["reads"]["dataset"]["records.jsonl"] == dataset_records
         assert manifest(workdir, skill, "train")["facts"] == {"precision": "float32 LoRA on cpu"}
-        # A model folder source: the reference engine writes the data (tests/test_workflow.py builds on llama.cpp).
+        # A model folder source: the reference engine writes the data, and it validates as the llama.cpp
+        # engine's does (tests/test_engine_workflow.py, tests/test_workflow.py).
         usage = json.loads((build_dir / "synthetic" / f"{skill}.usage.json").read_text())
         assert {usage[role]["engine"] for role in ("generator", "teacher")} == {"transformers"}
+        for record in map(json.loads, (build_dir / "datasets" / f"{skill}.jsonl").read_text().splitlines()):
+            validate(record, "dataset_record.schema.json")
         adapter_key = json.loads((build_dir / "specs" / skill / "train.json").read_text())["key"]
         assert adapter_key in (build_dir / "adapters" / skill / "README.md").read_text()
     model = json.loads((build_dir / "specs" / "prepare_model.json").read_text())

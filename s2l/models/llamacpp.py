@@ -182,8 +182,9 @@ class LlamaCppModel:
             # 132 tokens/s against 118 with a buffer per sequence, teacher prompts of 540 tokens, 32 rows).
             params.kv_unified = True
             # Flash attention skips the cells a row's mask hides (the other rows' own), where plain
-            # attention multiplies them all; llama.cpp's auto setting decoded as slowly as off here
-            # (benchmarks/results/engine_throughput.json).
+            # attention multiplies them all: off, the teacher decodes 1.19x slower, and other tokens
+            # (benchmarks/results/engine_throughput.json). llama.cpp's auto setting turns it on here;
+            # set, so that a llama.cpp whose auto decides otherwise changes no answer.
             params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attention
                                       else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
             params.n_threads = params.n_threads_batch = self.threads
