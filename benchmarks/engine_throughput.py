@@ -4,7 +4,7 @@ of a shipped skill, on transformers (the reference) and on llama.cpp, with flash
 
 Both answer the same teacher prompts, as the synthesize stage writes them: the SKILL.md, the skill's
 own worked examples as earlier turns, a request; the answer's opening (chosen once, by the reference
-model, and given to both), the stop at the shared ending and decoding held to the skill's checks,
+model, and given to each), the stop at the shared ending and decoding held to the skill's checks,
 with the teacher's sampling and batch size from config.yaml. The requests describe changes written
 here, none from evals.json. Prints and writes, per engine: seconds, completion tokens/s, and the raw
 pass rate (the share of answers the teacher would keep: ended, and passing every check of the
