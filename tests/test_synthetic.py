@@ -98,7 +98,7 @@ PLAIN_FUNCTIONS = [
 def test_a_teacher_copying_raises_from_its_examples_keeps_such_an_answer_only_when_every_try_did(llama_model):
     docstrings = load_skill(ROOT / "skills" / "google-docstrings")
     ids = [f"train-{n}" for n in range(len(PLAIN_FUNCTIONS))]
-    settings = replace(TeacherSettings.from_config(default_config()), samples=2)
+    settings = replace(TEACHER_SETTINGS, samples=2)
     kept = answer_requests(docstrings, PLAIN_FUNCTIONS, ids, llama_model.backend(8), replace(TEACHER, max_new_tokens=96),
                            settings, 0, worked_examples(docstrings), learn=True, desc="plain functions")
     invented = [number for number, answer in enumerate(kept)
