@@ -1,4 +1,7 @@
-"""Rejection sampling with the real embedded model (s2l.data.synthetic): what the teacher keeps and sees."""
+"""Rejection sampling with the real embedded model (s2l.data.synthetic): what the teacher keeps and sees.
+On the llama.cpp engine, as the default build runs it (three times faster than transformers here);
+on transformers where a figure depends on its numerics, or where it ran faster there (the seed search:
+43 s on transformers in the last CI, 55 s on llama.cpp in one run here)."""
 
 from __future__ import annotations
 
@@ -53,8 +56,8 @@ LONG = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
-def answers(model, tokenizer):
-    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+def answers(llama_model):
+    backend = llama_model.backend(8)
     ids = [f"train-{n}" for n in range(len(REQUESTS))]
     return answer_requests(SKILL, REQUESTS, ids, backend, TEACHER, replace(TEACHER_SETTINGS, examples=3, samples=3), 0, SEEDS,
                            learn=True, desc="answers")
@@ -130,8 +133,8 @@ def test_the_teacher_prompt_holds_the_skill_then_examples_as_earlier_turns():
     assert messages[-1]["content"] == "Fixed a bug."
 
 
-def test_a_skill_without_checks_keeps_the_first_answer_that_ends_its_turn(model, tokenizer):
-    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+def test_a_skill_without_checks_keeps_the_first_answer_that_ends_its_turn(llama_model):
+    backend = llama_model.backend(8)
     unchecked = replace(SKILL, checks=[])
     kept = answer_requests(unchecked, REQUESTS[:3], ["a", "b", "c"], backend, TEACHER, replace(TEACHER_SETTINGS, examples=3, samples=2), 0,
                            SEEDS, learn=False, desc="unchecked")
@@ -141,9 +144,9 @@ def test_a_skill_without_checks_keeps_the_first_answer_that_ends_its_turn(model,
             assert answer.completion.finish_reason == "stop"
 
 
-def test_an_answer_that_repeats_the_skill_text_is_never_accepted(model, tokenizer):
+def test_an_answer_that_repeats_the_skill_text_is_never_accepted(llama_model):
     # Asked a worked example's own request, the 135M teacher tends to repeat that example's answer.
-    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    backend = llama_model.backend(8)
     requests = [example["request"] for example in SKILL.examples]
     settings = replace(TEACHER_SETTINGS, examples=2, samples=2, copy_ngram_words=6)
     kept = answer_requests(SKILL, requests, ["a", "b"], backend, TEACHER, settings, 0, SEEDS, learn=False, desc="copies")
@@ -157,11 +160,11 @@ def test_an_answer_that_repeats_the_skill_text_is_never_accepted(model, tokenize
 
 
 @LONG
-def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tokenizer):
+def test_requests_and_answers_take_the_form_the_skills_examples_share(llama_model):
     # google-docstrings' examples are functions answered by docstrings: the generator writes functions
     # (it used to write prose about them) and the teacher's answers open with the docstring's quotes.
     docstrings = load_skill(ROOT / "skills" / "google-docstrings")
-    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    backend = llama_model.backend(8)
     generator = Role("local", "smollm2", temperature=0.8, top_p=0.95, max_new_tokens=96)
     requests = generate_requests(docstrings, backend, generator, 4, seed=0).requests
     assert requests and all(request.startswith("def ") for request in requests)
@@ -178,13 +181,13 @@ def test_requests_and_answers_take_the_form_the_skills_examples_share(model, tok
             assert answer.completion.finish_reason == "stop"
 
 
-def test_a_skill_that_shows_no_request_gets_requests_for_its_task_on_a_described_change(model, tokenizer):
+def test_a_skill_that_shows_no_request_gets_requests_for_its_task_on_a_described_change(llama_model):
     """perkzen-branch-naming (benchmarks/foreign) shows no request: each request asks for the task its
     description names, on a change the generator described; asked for whole requests instead, the
     generator wrote off-task ones ("Can you provide a personalized guide to our best-selling mobile app?")."""
     branches = load_skill(ROOT / "benchmarks" / "foreign" / "perkzen-branch-naming")
     assert not branches.worked_pairs
-    backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+    backend = llama_model.backend(8)
     generator = Role("local", "smollm2", temperature=0.8, top_p=0.95, max_new_tokens=96)
     generated = generate_requests(branches, backend, generator, 4, seed=0)
     task = "Choose the type, slug, and preview flag for a ticket's branch: "
@@ -275,7 +278,7 @@ class ScriptedJudge(ThreadingHTTPServer):
 
 
 @LONG
-def test_the_judge_filters_the_answers_of_a_skill_without_checks(model, tokenizer, tmp_path):
+def test_the_judge_filters_the_answers_of_a_skill_without_checks(llama_model, tmp_path):
     server = ScriptedJudge()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -283,7 +286,7 @@ def test_the_judge_filters_the_answers_of_a_skill_without_checks(model, tokenize
                                  Connection(max_retries=0), RequestCache(tmp_path))
         judge = Judge(endpoint, Sampling(0.0, 1.0, 64), "openai")
         unchecked = replace(SKILL, checks=[])
-        backend = LocalBackend(model, tokenizer, "smollm2", batch_size=8)
+        backend = llama_model.backend(8)
         grader = Grader(unchecked, replace(TEACHER_SETTINGS, examples=3, samples=3), judge)
         kept = answer_requests(unchecked, REQUESTS[:4], list("abcd"), backend, TEACHER, replace(TEACHER_SETTINGS, examples=3, samples=3), 0,
                                SEEDS, learn=False, desc="judged", grader=grader)
