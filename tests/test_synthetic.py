@@ -26,10 +26,11 @@ from s2l.data.synthetic import (
     seed_search,
     skill_rules,
     teacher_conversation,
+    whole_sentences,
     worked_examples,
 )
 from s2l.engine.config import default_config
-from s2l.models.backend import Sampling
+from s2l.models.backend import Completion, Sampling
 from s2l.models.endpoint import Connection, OpenAIBackend
 from s2l.models.generation import LocalBackend
 from s2l.models.judge import Judge
@@ -196,6 +197,32 @@ def test_a_skill_that_shows_no_request_gets_requests_for_its_task_on_a_described
     assert all(request.startswith(task) for request in generated.requests)
     assert all(len(change) >= 16 and not change.startswith(("Can you", task)) for change in changes)
     assert len(set(changes)) == 4
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("Added a --dry-run flag to deploy. It prints the plan and", "Added a --dry-run flag to deploy."),
+    ('Renamed "max_age" to "ttl" in cache.py. Then the', 'Renamed "max_age" to "ttl" in cache.py.'),
+    ("Fixed the login bug (see auth.py). Also\nWrite one new input", "Fixed the login bug (see auth.py)."),
+    ('Logged "retry failed." in worker.py. The', 'Logged "retry failed." in worker.py.'),
+    ("Bumped version to 2.3.1 in setup.py and", None),  # the dots of a version end no sentence
+    ("def parse(path):\n    return open(path).", None),  # its first line holds no whole sentence
+])
+def test_a_cut_off_request_is_cut_back_to_its_last_whole_sentence(text, kept):
+    cut_back = whole_sentences(Completion(text, "length", 100, 40))
+    assert (cut_back.text, cut_back.finish_reason) == ((kept, "stop") if kept else (text, "length"))
+
+
+def test_only_prose_requests_run_past_the_token_budget_are_cut_back(llama_model):
+    # keep-a-changelog's requests are one-line prose: one cut off at 40 tokens keeps its whole sentences.
+    # google-docstrings' are functions: half a function is dropped as cut off, never cut back.
+    backend = llama_model.backend(8)
+    generator = Role("local", "smollm2", temperature=0.8, top_p=0.95, max_new_tokens=40)
+    changelog = generate_requests(load_skill(ROOT / "skills" / "keep-a-changelog"), backend, generator, 6, seed=0)
+    assert sum(round["cut_back"] for round in changelog.rounds) > 0
+    short = replace(generator, max_new_tokens=24)
+    docstrings = generate_requests(load_skill(ROOT / "skills" / "google-docstrings"), backend, short, 4, seed=0)
+    assert docstrings.dropped["cut_off"] > 0
+    assert sum(round["cut_back"] for round in docstrings.rounds) == 0
 
 
 @LONG

@@ -71,6 +71,8 @@ MIN_REQUEST_CHARS = 16
 ASSISTANT_CHATTER = re.compile(
     r"^(?:sure|certainly|of course|absolutely|great|hello|hi|hey|here(?:'s| is| are)|as an ai|i(?:'m| am) (?:ready|here|"
     r"happy|glad|an ai)|i(?:'d| would) (?:be happy|love)|what can i|how can i (?:help|assist))\b", re.IGNORECASE)
+# The end of a sentence: what a prose request cut off at max_new_tokens is cut back to.
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 SKILL_EXAMPLE = "skill-example-"  # id prefix of the SKILL.md body's own worked examples
 
 
@@ -229,6 +231,17 @@ def task_request(skill: Skill, material: str) -> str:
     return f"{task[0].upper()}{task[1:]}: {material}"
 
 
+def whole_sentences(completion: Completion) -> Completion:
+    """A prose request cut off at ``max_new_tokens``, cut back to its first line's last whole sentence
+    and counted as ended: the 135M generator often writes a complete request and runs on past it, and
+    dropping those costs a round of generation. A text without a whole sentence stays cut off."""
+    line = completion.text.strip().split("\n", 1)[0]
+    ends = [match.end() for match in SENTENCE_END.finditer(line)]
+    if not ends:
+        return completion
+    return replace(completion, text=line[: ends[-1]], finish_reason="stop")
+
+
 def generator_prefix(skill: Skill, structured: bool = False, examples: list[str] | None = None) -> list[Message]:
     """The requests to imitate as earlier turns (the skill's own example requests unless given): a 135M
     model stays on task far better with them than with a description alone (as JSON when requests
@@ -245,7 +258,7 @@ def generator_prefix(skill: Skill, structured: bool = False, examples: list[str]
 @dataclass(frozen=True)
 class GeneratedRequests:
     """What the generator wrote: the requests kept, the texts dropped per reason, and per round the
-    texts asked for and the requests kept (its yield)."""
+    texts asked for, the requests kept (its yield) and the cut-off texts cut back to a whole sentence."""
 
     requests: list[str]
     dropped: Counter
@@ -269,6 +282,8 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
     ask = NEXT_REQUEST_ABOUT if examples else TASK_MATERIAL
     # A JSON answer has no form to open or end with; one-paragraph requests end at the paragraph.
     form = Form() if role.structured else Form.shared_by(examples) if examples else Form("", PARAGRAPH_BREAK)
+    # Only one-line prose requests may be cut back to a whole sentence: a cut-off code block is no request.
+    prose = form.ending == PARAGRAPH_BREAK and not any("\n" in example.strip() for example in examples)
     for round_number in range(MAX_ROUNDS):
         missing = count - len(requests)
         if missing <= 0:
@@ -279,8 +294,11 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
         completions = backend.complete(conversations, role.sampling, seed + 1000 * round_number,
                                        desc=f"{skill.key}: requests", answer_start=form.opening,
                                        stop=form.ending, json_schema=REQUEST_SCHEMA if role.structured else None)
-        before = len(requests)
+        before, cut_back = len(requests), 0
         for completion in map(form.complete, completions):
+            if prose and completion.finish_reason != "stop":
+                completion = whole_sentences(completion)
+                cut_back += completion.finish_reason == "stop"
             parsed = structured_request(completion.text) if role.structured else completion.text
             written = clean_request(parsed or "")  # the request, or what it hands over
             request = written if examples else task_request(skill, written)
@@ -295,7 +313,7 @@ def generate_requests(skill: Skill, backend: Backend, role: Role, count: int, se
             else:
                 kept.add(written)
                 requests.append(request)
-        rounds.append({"asked": len(conversations), "kept": len(requests) - before})
+        rounds.append({"asked": len(conversations), "kept": len(requests) - before, "cut_back": cut_back})
     return GeneratedRequests(requests[:count], dropped, rounds)
 
 

@@ -101,7 +101,7 @@ STAGES = {stage.name: stage for stage in (
           check_keys=("strict", "synthesize.generator.max_new_tokens", "synthesize.teacher.max_new_tokens",
                       "synthesize.teacher_examples"),
           upstream=("prepare_model",), stored=False),
-    Stage("synthesize", {"records.jsonl": SYNTHETIC, "usage.json": USAGE}, version=7,
+    Stage("synthesize", {"records.jsonl": SYNTHETIC, "usage.json": USAGE}, version=8,
           config_keys=("synthesize", "seed", "dataset.copy_ngram_words", "dataset.max_shape_share"),
           upstream=("parse_skill", "prepare_model"), unkeyed_outputs=("usage.json",), resources=INFERENCE),
     Stage("dataset", {"records.jsonl": DATASET, "report.json": DATASET_REPORT}, version=3,
